@@ -1,0 +1,65 @@
+"""``driftline``: subcommands, argument parsing and the mapping of errors to exit codes.
+
+Each subcommand's module is imported only when it runs, so an image that lacks another image's
+dependencies still runs its own commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from driftline_cli.output import fail
+
+# Subcommand -> module defining ``add_arguments(parser)`` and ``run(args, settings) -> int``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": (
+        "driftline_cli.train_cmd",
+        "train a model on UCI Adult (or a file), log and register it",
+    ),
+    "register": ("driftline_cli.registry_cmd", "register a training run's model as a new version"),
+    "promote": ("driftline_cli.registry_cmd", "move champion to the challenger (or a version)"),
+    "rollback": ("driftline_cli.registry_cmd", "move champion back to the previous champion"),
+    "models": ("driftline_cli.registry_cmd", "list a model's versions and aliases"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every subcommand's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="driftline",
+        description="Driftline: deploy, watch for drift, retrain and promote tabular models.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, summary) in COMMANDS.items():
+        command = sub.add_parser(name, help=summary, description=summary)
+        command.add_argument(
+            "--tracking-uri", help="MLflow server (default: MLFLOW_TRACKING_URI or embedded store)"
+        )
+        command.add_argument(
+            "--json", action="store_true", help="print one JSON object on the last line of stdout"
+        )
+        module = importlib.import_module(module_name)
+        module.add_arguments(name, command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; exit codes: 0 ok, 2 usage, others from the error taxonomy."""
+    from driftline_cli.settings import CliSettings
+
+    args = build_parser().parse_args(argv)
+    settings = CliSettings()
+    if args.tracking_uri:
+        settings = settings.model_copy(update={"tracking_uri": args.tracking_uri})
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args, settings))
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""``driftline register | promote | rollback | models``: alias moves in the MLflow registry."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import Any
+
+from driftline_cli.output import emit, fail
+from driftline_cli.settings import CliSettings
+
+EXIT_REGISTRY = 6
+
+
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """Arguments of the registry subcommands."""
+    if name == "register":
+        parser.add_argument("--run-id", required=True, help="training run whose model to register")
+        parser.add_argument("--alias", choices=["champion", "challenger"])
+    parser.add_argument("model", nargs="?", help="registered model name (adult-income)")
+    if name == "promote":
+        parser.add_argument("--version", help="promote this version instead of the challenger")
+        parser.add_argument("--metric", default="roc_auc", help="comparison metric (roc_auc)")
+        parser.add_argument(
+            "--min-delta", type=float, default=0.005, help="required improvement (0.005)"
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="promote even if the challenger does not win"
+        )
+
+
+def run(args: argparse.Namespace, settings: CliSettings) -> int:
+    """Run one registry subcommand; returns the exit code."""
+    from driftline.registry import ModelRegistry, RegistryError
+    from driftline.tracking import resolve_tracking
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    target = resolve_tracking(settings.tracking_uri, settings.home)
+    registry = ModelRegistry(MlflowClient(target.uri, target.uri))
+    name = args.model or settings.model_name
+    try:
+        result, text = HANDLERS[args.command](registry, name, args)
+    except (RegistryError, ValueError) as exc:
+        return fail(str(exc), EXIT_REGISTRY)
+    except MlflowException as exc:
+        return fail(f"MLflow at {target.uri}: {exc.message}", EXIT_REGISTRY + 1)
+    emit(result, args.json, text)
+    return 0
+
+
+def _register(registry: Any, name: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    version = registry.register_run(name, args.run_id)
+    if args.alias == "champion":
+        registry.make_champion(name, version)
+    elif args.alias == "challenger":
+        registry.set_challenger(name, version)
+    result = {"model_name": name, "version": version, "alias": args.alias}
+    return result, f"registered {name} version {version}" + (
+        f" as {args.alias}" if args.alias else ""
+    )
+
+
+def _promote(registry: Any, name: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from driftline.promotion import ComparisonRule
+
+    rule = ComparisonRule(args.metric, args.min_delta)
+    move = registry.promote(name, rule, version=args.version, force=args.force)
+    text = f"{name}: champion {move.previous_champion or '-'} -> {move.champion}"
+    if move.comparison is not None:
+        c = move.comparison
+        text += f" ({c.metric} {c.champion:.4f} -> {c.challenger:.4f}, {c.improvement:+.4f})"
+    return asdict(move), text
+
+
+def _rollback(registry: Any, name: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    move = registry.rollback(name)
+    return asdict(move), f"{name}: champion {move.previous_champion} -> {move.champion} (rollback)"
+
+
+def _models(registry: Any, name: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from driftline.registry import TAG_ARCHIVED, TAG_ROLLED_BACK
+
+    versions = registry.versions(name)
+    rows = [f"{'VERSION':<8} {'ALIASES':<22} {'STATE':<12} RUN"]
+    for v in versions:
+        state = (
+            "rolled-back"
+            if TAG_ROLLED_BACK in v.tags
+            else "archived"
+            if TAG_ARCHIVED in v.tags
+            else ""
+        )
+        rows.append(f"{v.version:<8} {','.join(v.aliases) or '-':<22} {state:<12} {v.run_id}")
+    result = {"model_name": name, "versions": [asdict(v) for v in versions]}
+    return result, "\n".join(rows)
+
+
+HANDLERS = {
+    "register": _register,
+    "promote": _promote,
+    "rollback": _rollback,
+    "models": _models,
+}

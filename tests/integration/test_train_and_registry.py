@@ -1,0 +1,207 @@
+"""Train on real Adult against a real MLflow server, then register, promote and roll back."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from driftline.baseline import Baseline
+from driftline.promotion import ComparisonRule
+from driftline.registry import (
+    TAG_ARCHIVED,
+    ModelRegistry,
+    PromotionConflictError,
+    RegistryError,
+)
+from driftline.schema import FeatureSchema, to_model_frame
+from driftline_training.onnx_export import onnx_probabilities, onnx_session
+from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def champion_run(driftline_module) -> dict:
+    """The reference run: seed 42, 5-fold CV, registered as champion of `adult-income`."""
+    result = driftline_module("train", "--alias", "champion", "--json")
+    assert result.code == 0, result.stderr
+    return result.json
+
+
+@pytest.fixture(scope="module")
+def challenger_run(driftline_module, champion_run) -> dict:
+    result = driftline_module("train", "--seed", "1", "--folds", "2", "--no-register", "--json")
+    assert result.code == 0, result.stderr
+    return result.json
+
+
+def fresh_model(driftline_module, champion_run, challenger_run) -> str:
+    """A new registered model: version 1 (champion) from run A, version 2 (challenger) from B."""
+    name = f"adult-{uuid.uuid4().hex[:8]}"
+    first = driftline_module(
+        "register", name, "--run-id", champion_run["run_id"], "--alias", "champion"
+    )
+    assert first.code == 0, first.stderr
+    second = driftline_module(
+        "register", name, "--run-id", challenger_run["run_id"], "--alias", "challenger"
+    )
+    assert second.code == 0, second.stderr
+    return name
+
+
+def test_training_meets_the_quality_bar_and_logs_its_contracts(
+    champion_run, mlflow_server, adult: pd.DataFrame, tmp_path: Path
+) -> None:
+    assert champion_run["model_name"] == "adult-income"
+    assert champion_run["model_uri"] == f"models:/adult-income/{champion_run['version']}"
+    assert champion_run["tracking_uri"] == mlflow_server.uri
+    metrics = champion_run["metrics"]
+    assert metrics["roc_auc"] >= 0.930
+    assert {"average_precision", "f1", "precision", "recall"} <= set(metrics)
+    assert 0 < champion_run["cv"]["roc_auc"]["std"] < 0.01
+    assert champion_run["onnx_max_abs_diff"] <= 1e-4
+
+    run_id = champion_run["run_id"]
+    run = MlflowClient(mlflow_server.uri).get_run(run_id)
+    assert run.data.metrics["test_roc_auc"] == pytest.approx(metrics["roc_auc"])
+    assert run.data.params["seed"] == "42"
+
+    local = Path(
+        download_artifacts(
+            run_id=run_id,
+            artifact_path="driftline",
+            dst_path=str(tmp_path),
+            tracking_uri=mlflow_server.uri,
+        )
+    )
+    expected = {
+        "model.onnx",
+        "feature_schema.json",
+        "baseline.json",
+        "metrics.json",
+        "threshold.json",
+        "lineage.json",
+        "confusion_matrix.png",
+        "feature_importance.json",
+    }
+    assert expected <= {p.name for p in local.iterdir()}
+    schema = FeatureSchema.from_json((local / "feature_schema.json").read_text())
+    baseline = Baseline.from_json((local / "baseline.json").read_text())
+    assert set(baseline.numeric) | set(baseline.categorical) == set(schema.names)
+    lineage = json.loads((local / "lineage.json").read_text())
+    assert len(lineage["data_sha256"]) == 64 and lineage["packages"]["xgboost"] == "3.2.0"
+    threshold = json.loads((local / "threshold.json").read_text())["threshold"]
+    assert threshold == pytest.approx(champion_run["threshold"])
+
+    # The MLflow model (what `mlflow models serve` loads) and model.onnx give the same answers.
+    sample = adult.sample(500, random_state=5)
+    frame = to_model_frame(sample, schema)
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    pyfunc = mlflow.pyfunc.load_model(champion_run["model_uri"])
+    native = np.asarray(pyfunc.predict(frame))[:, 1]
+    session = onnx_session((local / "model.onnx").read_bytes())
+    assert np.max(np.abs(onnx_probabilities(session, frame, schema) - native)) <= 1e-4
+
+
+def test_promote_then_roll_back(driftline_module, champion_run, challenger_run) -> None:
+    name = fresh_model(driftline_module, champion_run, challenger_run)
+
+    rejected = driftline_module("promote", name, "--min-delta", "0.5")
+    assert rejected.code == 6
+    assert "does not beat champion 1 on roc_auc" in rejected.stderr
+
+    promoted = driftline_module("promote", name, "--min-delta", "-1", "--json")
+    assert promoted.code == 0, promoted.stderr
+    assert (promoted.json["previous_champion"], promoted.json["champion"]) == ("1", "2")
+
+    listing = driftline_module("models", name, "--json").json["versions"]
+    by_version = {v["version"]: v for v in listing}
+    assert by_version["2"]["aliases"] == ["champion"]
+    assert by_version["1"]["aliases"] == []
+    assert by_version["1"]["tags"][TAG_ARCHIVED] == "true"
+
+    rolled = driftline_module("rollback", name, "--json")
+    assert rolled.code == 0, rolled.stderr
+    assert (rolled.json["previous_champion"], rolled.json["champion"]) == ("2", "1")
+    again = driftline_module("rollback", name)
+    assert again.code == 6 and "no earlier champion" in again.stderr
+
+
+def test_promotion_without_a_challenger_or_model_is_a_clear_error(
+    driftline_module, champion_run, challenger_run
+) -> None:
+    name = fresh_model(driftline_module, champion_run, challenger_run)
+    assert driftline_module("promote", name, "--force").code == 0
+    nothing = driftline_module("promote", name)
+    assert nothing.code == 6
+    assert (
+        nothing.stderr.strip() == f"driftline: error: model '{name}' has no 'challenger' to promote"
+    )
+    missing = driftline_module("promote", "no-such-model")
+    assert missing.code == 6 and "no registered model 'no-such-model'" in missing.stderr
+    version = driftline_module("promote", name, "--version", "99")
+    assert version.code == 6 and "has no version '99'" in version.stderr
+
+
+def test_racing_promotions_move_the_alias_once(
+    driftline_module, champion_run, challenger_run, mlflow_server
+) -> None:
+    def promote(name: str, barrier: threading.Barrier, outcomes: list[object]) -> None:
+        registry = ModelRegistry(MlflowClient(mlflow_server.uri, mlflow_server.uri))
+        barrier.wait()
+        try:
+            outcomes.append(registry.promote(name, ComparisonRule(), force=True))
+        except RegistryError as exc:
+            outcomes.append(exc)
+
+    for _ in range(3):
+        name = fresh_model(driftline_module, champion_run, challenger_run)
+        barrier = threading.Barrier(2)
+        outcomes: list[object] = []
+        threads = [
+            threading.Thread(target=promote, args=(name, barrier, outcomes)) for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        moves = [o for o in outcomes if not isinstance(o, Exception)]
+        assert len(outcomes) == 2 and len(moves) == 1, outcomes
+        loser = next(o for o in outcomes if isinstance(o, Exception))
+        assert isinstance(loser, (PromotionConflictError, RegistryError))
+        registry = ModelRegistry(MlflowClient(mlflow_server.uri, mlflow_server.uri))
+        assert registry.alias_version(name, "champion") == "2"
+        assert registry.champion_history(name) == ["1", "2"]
+
+
+def test_data_breaking_the_champion_schema_is_refused(
+    driftline_module, champion_run, adult: pd.DataFrame, tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.csv"
+    adult.drop(columns=["age", "occupation"]).to_csv(missing, index=False)
+    result = driftline_module("train", "--data", str(missing))
+    assert result.code == 4
+    assert "[required] age: column is missing" in result.stderr
+    assert "[required] occupation: column is missing" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    wrong = tmp_path / "wrong.csv"
+    adult.assign(hours_per_week="forty").to_csv(wrong, index=False)
+    result = driftline_module("train", "--data", str(wrong))
+    assert result.code == 4
+    assert "[dtype] hours_per_week: expected numeric" in result.stderr
+
+
+def test_unreadable_inputs_are_one_line_errors(driftline_module, tmp_path: Path) -> None:
+    absent = driftline_module("train", "--data", str(tmp_path / "absent.csv"))
+    assert absent.code == 3
+    assert absent.stderr.strip().endswith(f"data file not found: {tmp_path / 'absent.csv'}")
+    assert driftline_module("train", "--folds", "1").code == 2
+    assert driftline_module("models", "no-such-model").code == 6

@@ -1,0 +1,61 @@
+import numpy as np
+import pandas as pd
+import pytest
+from driftline.schema import derive_schema
+from driftline.validation import validate_frame
+
+
+@pytest.fixture(scope="module")
+def schema(adult: pd.DataFrame):
+    return derive_schema(adult, "income")
+
+
+def checks(report) -> set[tuple[str, str]]:
+    return {(v.check, v.column) for v in report.violations}
+
+
+def test_the_data_passes_its_own_schema(adult, schema) -> None:
+    report = validate_frame(adult, schema)
+    assert report.ok, report.render()
+
+
+def test_missing_columns_are_named(adult, schema) -> None:
+    report = validate_frame(adult.drop(columns=["age", "income"]), schema)
+    assert checks(report) == {("required", "age"), ("required", "income")}
+    assert "age: column is missing" in report.render()
+
+
+def test_wrong_dtypes_are_reported(adult, schema) -> None:
+    bad = adult.assign(age=adult["age"].astype(str), sex=np.arange(len(adult)))
+    assert checks(validate_frame(bad, schema)) == {("dtype", "age"), ("dtype", "sex")}
+
+
+def test_null_fraction_over_the_limit(adult, schema) -> None:
+    bad = adult.copy()
+    bad.loc[bad.sample(frac=0.3, random_state=1).index, "occupation"] = pd.NA
+    assert checks(validate_frame(bad, schema)) == {("nulls", "occupation")}
+
+
+def test_out_of_range_and_unknown_categories(adult, schema) -> None:
+    bad = adult.copy()
+    bad.loc[:9, "age"] = -5
+    bad.loc[:199, "race"] = "Martian"
+    report = validate_frame(bad, schema)
+    assert checks(report) == {("range", "age"), ("categories", "race")}
+    assert "10 value(s) outside" in report.render()
+    assert "0.41% of rows in 1 unknown categories: 'Martian'" in report.render()
+
+
+def test_rare_unknown_categories_are_tolerated(adult, schema) -> None:
+    rare = adult.copy()
+    rare.loc[:2, "race"] = "Martian"
+    assert validate_frame(rare, schema).ok
+    assert not validate_frame(rare, schema, max_unknown_fraction=0.0).ok
+
+
+def test_target_must_be_binary(adult, schema) -> None:
+    assert checks(validate_frame(adult.assign(income=2), schema)) == {("target", "income")}
+
+
+def test_empty_data(adult, schema) -> None:
+    assert not validate_frame(adult.head(0), schema).ok

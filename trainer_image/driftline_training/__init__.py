@@ -1,0 +1,1 @@
+"""Training and drift-check package of the trainer image."""
