@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -51,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from driftline_cli.settings import CliSettings
 
     args = build_parser().parse_args(argv)
+    # MLflow's INFO lines (database migrations, run links) drown the command's own output;
+    # MLflow reads this variable when it configures its loggers on import.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     settings = CliSettings()
     if args.tracking_uri:
         settings = settings.model_copy(update={"tracking_uri": args.tracking_uri})

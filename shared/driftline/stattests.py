@@ -73,8 +73,9 @@ def chi2_test(reference: npt.ArrayLike, current: npt.ArrayLike, alpha: float) ->
 
 
 def _finite(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    array = np.asarray(values, dtype=float)
-    return array[np.isfinite(array)]
+    array = np.asarray(values, dtype=np.float64)
+    finite: npt.NDArray[np.float64] = array[np.isfinite(array)]
+    return finite
 
 
 def _counts(

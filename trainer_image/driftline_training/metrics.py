@@ -39,7 +39,8 @@ def classification_metrics(y: Labels, proba: Scores, threshold: float) -> dict[s
 
 def confusion(y: Labels, proba: Scores, threshold: float) -> npt.NDArray[np.int64]:
     """The 2x2 confusion matrix [[tn, fp], [fn, tp]] at a threshold."""
-    return confusion_matrix(y, (proba >= threshold).astype(int), labels=[0, 1])
+    matrix = confusion_matrix(y, (proba >= threshold).astype(int), labels=[0, 1])
+    return np.asarray(matrix, dtype=np.int64)
 
 
 def choose_threshold(y: Labels, proba: Scores, target_precision: float | None = None) -> float:

