@@ -7,14 +7,11 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+T = TypeVar("T")
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
@@ -51,3 +48,53 @@ def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class WaitTimeout(AssertionError, TimeoutError):
+    """``wait_for`` gave up; an AssertionError so pytest reports it as a test failure."""
+
+
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float,
+    message: str,
+    interval: float = 0.25,
+    fatal: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Poll ``predicate`` until it returns a truthy value, and return that value.
+
+    Exceptions raised by the predicate count as "not yet", except those of the ``fatal``
+    types, which propagate at once. On timeout a ``WaitTimeout``
+    (both an AssertionError and a TimeoutError) is raised carrying ``message``, the last
+    falsy result and the last exception, chained as ``__cause__``.
+    """
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    last_result: object = None
+    while True:
+        try:
+            result = predicate()
+        except fatal:
+            raise
+        except Exception as exc:
+            last_exc = exc
+        else:
+            if result:
+                return result
+            last_result = result
+            last_exc = None
+        if time.monotonic() >= deadline:
+            detail = (
+                f"last exception: {type(last_exc).__name__}: {last_exc}"
+                if last_exc is not None
+                else f"last result: {last_result!r}"
+            )
+            raise WaitTimeout(f"{message} (timed out after {timeout:g}s; {detail})") from last_exc
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
