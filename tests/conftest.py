@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from driftline_cli.settings import CliSettings
 from driftline_training.adult import load_adult
 

@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("driftline_cli.registry_cmd", "move champion to the challenger (or a version)"),
     "rollback": ("driftline_cli.registry_cmd", "move champion back to the previous champion"),
     "models": ("driftline_cli.registry_cmd", "list a model's versions and aliases"),
+    "serve": ("driftline_cli.serve_cmd", "serve one model version over HTTP (FastAPI + ONNX)"),
+    "router": ("driftline_cli.serve_cmd", "route requests to champion/challenger by request id"),
 }
 
 

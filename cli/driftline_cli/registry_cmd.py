@@ -31,10 +31,11 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: CliSettings) -> int:
     """Run one registry subcommand; returns the exit code."""
-    from driftline.registry import ModelRegistry, RegistryError
-    from driftline.tracking import resolve_tracking
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
+
+    from driftline.registry import ModelRegistry, RegistryError
+    from driftline.tracking import resolve_tracking
 
     target = resolve_tracking(settings.tracking_uri, settings.home)
     registry = ModelRegistry(MlflowClient(target.uri, target.uri))

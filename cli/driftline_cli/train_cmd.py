@@ -46,6 +46,8 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: CliSettings) -> int:
     """Train and report; returns the exit code."""
+    from mlflow import MlflowClient
+
     from driftline.registry import ModelRegistry, RegistryError
     from driftline.schema import FeatureSchema
     from driftline.tracking import resolve_tracking
@@ -53,7 +55,6 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
     from driftline_training.errors import DataValidationError, TrainingError
     from driftline_training.tracking import log_training
     from driftline_training.training import TrainConfig, train_model
-    from mlflow import MlflowClient
 
     if args.folds < 2:
         return fail("--folds must be at least 2", 2)

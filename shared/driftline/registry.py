@@ -8,9 +8,11 @@ version tags so ``rollback`` can step back.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.promotion import Comparison, ComparisonRule, compare
@@ -188,20 +190,26 @@ class ModelRegistry:
 
     def artifact_text(self, name: str, version: str, path: str) -> str:
         """A text artifact of the run that produced a version (for example its schema)."""
-        import tempfile
-        from pathlib import Path
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(self.download(name, version, path, tmp)).read_text()
 
+    def download(self, name: str, version: str, path: str, destination: str) -> str:
+        """Download an artifact (file or folder) of a version's run; returns the local path."""
         from mlflow.artifacts import download_artifacts
 
         run_id = self._version(name, version).run_id
-        with tempfile.TemporaryDirectory() as tmp:
-            local = download_artifacts(
+        return str(
+            download_artifacts(
                 run_id=run_id,
                 artifact_path=path,
-                dst_path=tmp,
+                dst_path=destination,
                 tracking_uri=self._client.tracking_uri,
             )
-            return Path(local).read_text()
+        )
+
+    def source(self, name: str, version: str) -> str:
+        """Where a version's MLflow model lives (in MLflow 3, a ``models:/m-...`` URI)."""
+        return str(self._version(name, version).source)
 
     def has_model(self, name: str) -> bool:
         """Whether a registered model of this name exists."""

@@ -1,14 +1,17 @@
 """Two-sample statistical tests as a small explicit registry.
 
-Each test is one pure function returning the statistic, the p-value, the threshold it was judged
-against and the decision; a frozen descriptor says which feature kinds it applies to. Drift
-detection and the training-serving skew check both draw from this registry.
+Each test is one pure function returning the statistic, the p-value (or score), the threshold it
+was judged against and the decision; a frozen descriptor says which feature kinds it applies to,
+what it compares and which way it points. Drift detection and the training-serving skew check both
+draw from this registry. ``benjamini_hochberg`` corrects the p-values of many such tests at once.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -16,10 +19,21 @@ from scipy import stats
 
 from driftline.schema import FeatureKind
 
+# An empty bin gets this share in PSI so that ln(current / reference) stays finite. 1e-4 is the
+# usual choice (credit-scoring practice, Evidently): one empty reference bin against 1% of current
+# data adds (0.01 - 0.0001) * ln(100) = 0.046 to the index, so a new value region counts without
+# swamping the 0.2 threshold on its own.
+PSI_EPSILON = 1e-4
+# Up to this many values in the larger sample, scipy's exact KS p-value is cheap: use scipy as is.
+KS_EXACT_MAX = 10_000
+
 
 @dataclass(frozen=True)
 class TestResult:
-    """The outcome of one test on one feature: small enough to put in a summary."""
+    """The outcome of one test on one feature: small enough to put in a summary.
+
+    ``p_value`` is NaN for scores that have none (PSI).
+    """
 
     test: str
     statistic: float
@@ -31,23 +45,76 @@ class TestResult:
 TestFunction = Callable[[npt.ArrayLike, npt.ArrayLike, float], TestResult]
 
 
+class Direction(StrEnum):
+    """Which number a test's decision reads, and which way."""
+
+    P_VALUE_BELOW = "p_value_below"
+    STATISTIC_ABOVE = "statistic_above"
+
+
+class Compares(StrEnum):
+    """What a test function takes as its two arguments."""
+
+    SAMPLES = "samples"
+    COUNTS = "counts"
+    SHARES = "shares"
+
+
 @dataclass(frozen=True)
 class StatTest:
-    """A registered test: its name, the feature kinds it fits, and the function."""
+    """A registered test: its name, the feature kinds it fits, its inputs and the function."""
 
     name: str
     kinds: frozenset[FeatureKind]
     description: str
     function: TestFunction
+    compares: Compares = Compares.SAMPLES
+    direction: Direction = Direction.P_VALUE_BELOW
 
 
 def ks_test(reference: npt.ArrayLike, current: npt.ArrayLike, alpha: float) -> TestResult:
-    """Two-sample Kolmogorov-Smirnov test on numeric samples; drift when p < alpha."""
+    """Two-sample Kolmogorov-Smirnov test on numeric samples; drift when p < alpha.
+
+    Statistic and p-value equal ``scipy.stats.ks_2samp`` (two-sided, method "auto"). Above
+    ``KS_EXACT_MAX`` values scipy uses the asymptotic distribution, and so do we, but the statistic
+    comes from ``ks_statistic``, which does not sort the larger sample.
+    """
     ref = _finite(reference)
     cur = _finite(current)
-    result = stats.ks_2samp(ref, cur)
-    p_value = float(result.pvalue)
-    return TestResult("ks", float(result.statistic), p_value, alpha, p_value < alpha)
+    if max(ref.size, cur.size) <= KS_EXACT_MAX:
+        result = stats.ks_2samp(ref, cur)
+        statistic, p_value = float(result.statistic), float(result.pvalue)
+    else:
+        statistic = ks_statistic(ref, cur)
+        large, small = max(ref.size, cur.size), min(ref.size, cur.size)
+        effective = float(large) * float(small) / (float(large) + float(small))
+        p_value = float(np.clip(stats.kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))
+    return TestResult("ks", statistic, p_value, alpha, p_value < alpha)
+
+
+def ks_statistic(first: npt.ArrayLike, second: npt.ArrayLike) -> float:
+    """The two-sample KS statistic sup |F1 - F2|, evaluated only at the smaller sample's points.
+
+    Between two consecutive points of the smaller sample its empirical CDF is flat and the other
+    one is monotone, so the supremum is reached at those points, taken from the right or from the
+    left. The larger sample is sorted once (numpy's sort is several times faster than binary
+    searches of unsorted values) and searched for each point: no arrays of the combined size.
+    """
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    small, large = (a, b) if a.size <= b.size else (b, a)
+    if small.size == 0:
+        raise ValueError("the KS statistic needs two non-empty samples")
+    points, ties = np.unique(small, return_counts=True)
+    small_at_or_below = np.cumsum(ties)
+    small_below = small_at_or_below - ties
+    ordered = np.sort(large)
+    large_at_or_below = np.searchsorted(ordered, points, "right")
+    large_below = np.searchsorted(ordered, points, "left")
+    # Same expression as scipy (count / n, then the difference) so the float result is identical.
+    right = small_at_or_below / small.size - large_at_or_below / large.size
+    left = small_below / small.size - large_below / large.size
+    return float(max(np.max(np.abs(right)), np.max(np.abs(left))))
 
 
 def chi2_test(reference: npt.ArrayLike, current: npt.ArrayLike, alpha: float) -> TestResult:
@@ -59,17 +126,54 @@ def chi2_test(reference: npt.ArrayLike, current: npt.ArrayLike, alpha: float) ->
     ref = np.asarray(reference, dtype=object).astype(str)
     cur = np.asarray(current, dtype=object).astype(str)
     categories = np.union1d(ref, cur)
-    if categories.size < 2:
+    return chi2_counts_test(_counts(ref, categories), _counts(cur, categories), alpha)
+
+
+def chi2_counts_test(reference: npt.ArrayLike, current: npt.ArrayLike, alpha: float) -> TestResult:
+    """Chi-squared test of homogeneity on two count vectors aligned by category.
+
+    A 2 x K contingency table without continuity correction; categories counted in neither
+    sample are dropped. Fewer than two categories left is no evidence of anything.
+    """
+    table = np.vstack([np.asarray(reference, dtype=np.float64), np.asarray(current, np.float64)])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or np.any(table.sum(axis=1) == 0):
         return TestResult("chi2", 0.0, 1.0, alpha, False)
-    table = np.vstack(
-        [
-            _counts(ref, categories),
-            _counts(cur, categories),
-        ]
-    )
     result = stats.chi2_contingency(table, correction=False)
     p_value = float(result.pvalue)
     return TestResult("chi2", float(result.statistic), p_value, alpha, p_value < alpha)
+
+
+def psi_test(reference: npt.ArrayLike, current: npt.ArrayLike, threshold: float) -> TestResult:
+    """Population stability index of two share vectors over the same bins; drift when > threshold.
+
+    PSI = sum((c - r) * ln(c / r)), with shares below ``PSI_EPSILON`` raised to it. It is a
+    score, not a test: the p-value is NaN.
+    """
+    ref = np.maximum(np.asarray(reference, dtype=np.float64), PSI_EPSILON)
+    cur = np.maximum(np.asarray(current, dtype=np.float64), PSI_EPSILON)
+    if ref.shape != cur.shape:
+        raise ValueError(f"PSI needs aligned bins: {ref.size} reference vs {cur.size} current")
+    value = float(np.sum((cur - ref) * np.log(cur / ref)))
+    return TestResult("psi", value, math.nan, threshold, value > threshold)
+
+
+def benjamini_hochberg(p_values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate), in the input order.
+
+    p_adj(i) = min over k >= rank(i) of p_(k) * m / k, capped at 1; a hypothesis is rejected at
+    level q when its adjusted p-value is <= q. NaN entries are not tests: they stay NaN and do not
+    count in m.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full(p.shape, np.nan)
+    present = np.flatnonzero(~np.isnan(p))
+    if present.size == 0:
+        return adjusted
+    order = present[np.argsort(p[present], kind="stable")]
+    ranked = p[order] * present.size / np.arange(1, present.size + 1)
+    adjusted[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    return adjusted
 
 
 def _finite(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -91,6 +195,21 @@ STAT_TESTS: dict[str, StatTest] = {
     ),
     "chi2": StatTest(
         "chi2", frozenset({FeatureKind.CATEGORICAL}), "chi-squared homogeneity", chi2_test
+    ),
+    "chi2_counts": StatTest(
+        "chi2_counts",
+        frozenset({FeatureKind.CATEGORICAL}),
+        "chi-squared homogeneity of aligned category counts",
+        chi2_counts_test,
+        Compares.COUNTS,
+    ),
+    "psi": StatTest(
+        "psi",
+        frozenset({FeatureKind.NUMERIC, FeatureKind.CATEGORICAL}),
+        "population stability index over aligned bin or category shares",
+        psi_test,
+        Compares.SHARES,
+        Direction.STATISTIC_ABOVE,
     ),
 }
 

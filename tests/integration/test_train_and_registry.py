@@ -11,6 +11,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
+
 from driftline.baseline import Baseline
 from driftline.promotion import ComparisonRule
 from driftline.registry import (
@@ -21,8 +24,6 @@ from driftline.registry import (
 )
 from driftline.schema import FeatureSchema, to_model_frame
 from driftline_training.onnx_export import onnx_probabilities, onnx_session
-from mlflow import MlflowClient
-from mlflow.artifacts import download_artifacts
 
 pytestmark = pytest.mark.integration
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from driftline_training.adult import (
     CATEGORICAL,
     COLUMNS,

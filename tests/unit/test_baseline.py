@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from driftline.baseline import Baseline, bin_proportions, build_baseline, quantile_edges
 from driftline.schema import MISSING_CATEGORY, derive_schema
 

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from sklearn.metrics import f1_score, precision_score
+
 from driftline_training.errors import TrainingError
 from driftline_training.metrics import (
     choose_threshold,
@@ -7,7 +9,6 @@ from driftline_training.metrics import (
     confusion,
     summarise_folds,
 )
-from sklearn.metrics import f1_score, precision_score
 
 
 @pytest.fixture()

@@ -1,4 +1,5 @@
 import pytest
+
 from driftline.promotion import ComparisonRule, compare
 
 

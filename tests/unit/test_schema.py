@@ -1,6 +1,7 @@
 import math
 
 import pandas as pd
+
 from driftline.schema import (
     MISSING_CATEGORY,
     FeatureKind,

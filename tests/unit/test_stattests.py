@@ -1,10 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
+
 from driftline.schema import FeatureKind, derive_schema
 from driftline.skew import skew_report
 from driftline.stattests import DEFAULT_TESTS, STAT_TESTS, chi2_test, ks_test
-from scipy import stats
 
 
 def test_ks_equals_scipy() -> None:

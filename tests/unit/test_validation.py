@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from driftline.schema import derive_schema
 from driftline.validation import validate_frame
 

@@ -1,0 +1,111 @@
+"""Request and response models for the OpenAPI document (the hot path does not parse with them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from driftline.schema import FeatureKind, FeatureSchema
+
+FeatureValue = float | str | None
+
+
+class PredictRequest(BaseModel):
+    """One record to score."""
+
+    features: dict[str, FeatureValue] = Field(
+        description="Every feature of the model's schema, by name; no others. Numbers for "
+        "numeric features (within the schema's range), strings for categorical ones (unknown "
+        "categories are accepted and counted); null only where the schema allows it."
+    )
+    request_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Caller's id, echoed and logged; else the X-Request-ID header or a new id.",
+    )
+    explain: bool = Field(False, description="Add the top feature contributions (XGBoost).")
+
+
+class BatchRecord(BaseModel):
+    """One record of a batch."""
+
+    features: dict[str, FeatureValue] = Field(description="As in PredictRequest.features.")
+    request_id: str | None = Field(None, min_length=1, max_length=200)
+
+
+class BatchRequest(BaseModel):
+    """Up to the server's `max_batch` records (1,000 by default)."""
+
+    records: list[BatchRecord] = Field(min_length=1)
+    explain: bool = False
+
+
+class Contribution(BaseModel):
+    """A feature's contribution to the log-odds (one-hot columns summed per feature)."""
+
+    feature: str
+    contribution: float
+
+
+class PredictResponse(BaseModel):
+    """The answer for one record."""
+
+    prediction: int = Field(description="1 when probability >= threshold (income >50K).")
+    probability: float = Field(description="Positive-class probability.")
+    threshold: float = Field(description="Decision threshold calibrated at training.")
+    model: str = Field(description="Registered model name.")
+    version: str = Field(description="Model version that answered.")
+    variant: str = Field(description="champion or challenger.")
+    request_id: str = Field(description="The request id, as logged.")
+    explanation: list[Contribution] | None = Field(None, description="Only when explain=true.")
+
+
+class BatchResponse(BaseModel):
+    """Answers in request order."""
+
+    predictions: list[PredictResponse]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer."""
+
+    error: str = Field(description="Error kind, e.g. invalid_input.")
+    message: str = Field(description="What is wrong, in one line.")
+    field: str | None = Field(None, description="The offending field's path, when there is one.")
+
+
+DOC_MODELS: tuple[type[BaseModel], ...] = (
+    PredictRequest,
+    BatchRecord,
+    BatchRequest,
+    PredictResponse,
+    BatchResponse,
+    ErrorBody,
+)
+
+
+def features_schema(schema: FeatureSchema) -> dict[str, Any]:
+    """JSON Schema of the features object of a loaded model."""
+    properties: dict[str, Any] = {}
+    for spec in schema.features:
+        if spec.kind is FeatureKind.NUMERIC:
+            prop: dict[str, Any] = {"type": "number"}
+            if spec.minimum is not None:
+                prop["minimum"] = spec.minimum
+            if spec.maximum is not None:
+                prop["maximum"] = spec.maximum
+        else:
+            prop = {"type": "string"}
+            if spec.categories:
+                prop["examples"] = list(spec.categories[:5])
+        if spec.nullable:
+            prop = {"anyOf": [prop, {"type": "null"}]}
+        properties[spec.name] = prop
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": schema.names,
+        "additionalProperties": False,
+    }

@@ -1,0 +1,32 @@
+"""Deterministic traffic split (pure): a stable hash of the request id picks the variant."""
+
+from __future__ import annotations
+
+import hashlib
+
+BPS_TOTAL = 10_000
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def bucket(request_id: str) -> int:
+    """The request id's bucket in [0, 10000): the same id always lands in the same bucket.
+
+    BLAKE2b rather than Python's ``hash``: that one is salted per process, so replicas and
+    restarts would disagree.
+    """
+    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % BPS_TOTAL
+
+
+def choose(request_id: str, challenger_bps: int) -> str:
+    """The variant for a request: challenger when its bucket falls in the challenger's share."""
+    return CHALLENGER if bucket(request_id) < challenger_bps else CHAMPION
+
+
+def parse_split(text: str) -> int:
+    """Basis points from a split file's content (an integer 0..10000); ValueError otherwise."""
+    value = int(text.strip())
+    if not 0 <= value <= BPS_TOTAL:
+        raise ValueError(f"split must be within 0..{BPS_TOTAL} basis points, got {value}")
+    return value

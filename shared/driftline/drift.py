@@ -1,0 +1,184 @@
+"""The drift decision: compare a window of data with a model version's baseline.
+
+Rule: a feature drifts when its PSI exceeds ``thresholds.psi`` AND its distribution test is
+significant after the Benjamini-Hochberg correction across features (adjusted p <=
+``thresholds.p_value``). PSI alone flags harmless shifts in small windows; a test alone flags
+negligible shifts in large ones; together they ask for a shift that is both real and big. The
+predictions drift when their PSI exceeds ``thresholds.prediction_psi`` and their KS p-value is
+<= ``thresholds.p_value`` (one test, no correction). The window drifts when any feature or the
+predictions drift. Fewer than ``thresholds.min_samples`` rows (current or reference) give
+"insufficient data", never "no drift".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from driftline.baseline import Baseline
+from driftline.drift_compare import (
+    Comparison,
+    category_counts,
+    compare_categorical,
+    compare_numeric,
+)
+from driftline.drift_report import (
+    DriftReport,
+    DriftStatus,
+    DriftThresholds,
+    FeatureDrift,
+    PredictionDrift,
+)
+from driftline.schema import FeatureKind
+from driftline.stattests import benjamini_hochberg
+
+# How many feature names a one-line reason lists.
+REASON_NAMES = 5
+
+
+class DriftInputError(ValueError):
+    """The current data cannot be compared with the baseline (for example missing features)."""
+
+
+def check_drift(
+    baseline: Baseline,
+    current: pd.DataFrame,
+    probabilities: npt.ArrayLike | None,
+    thresholds: DriftThresholds,
+    *,
+    prediction_note: str = "no predicted probabilities were given",
+) -> DriftReport:
+    """Compare ``current`` (a model frame, see ``schema.to_model_frame``) with ``baseline``.
+
+    ``probabilities`` are the predicted probabilities of the same rows, or None when there is
+    no model (``prediction_note`` then says why in the report).
+    """
+    names = [*baseline.numeric, *baseline.categorical]
+    missing = [name for name in names if name not in current.columns]
+    if missing:
+        raise DriftInputError("current data lacks features: " + ", ".join(missing))
+    samples = {"reference": reference_rows(baseline), "current": len(current)}
+    short = [f"{side} has {n} rows" for side, n in samples.items() if n < thresholds.min_samples]
+    if short:
+        return DriftReport(
+            status=DriftStatus.INSUFFICIENT_DATA,
+            drifted=None,
+            reason=f"insufficient data: {' and '.join(short)} < min_samples"
+            f" {thresholds.min_samples}",
+            samples=samples,
+            thresholds=thresholds,
+            features=(),
+            prediction=PredictionDrift(checked=False, note="insufficient data"),
+            max_psi=None,
+        )
+    features = _feature_drift(baseline, current, thresholds)
+    prediction = _prediction_drift(baseline, probabilities, thresholds, prediction_note)
+    drifted = any(f.drifted for f in features) or bool(prediction.drifted)
+    return DriftReport(
+        status=DriftStatus.DRIFT if drifted else DriftStatus.NO_DRIFT,
+        drifted=drifted,
+        reason=_reason(features, prediction, thresholds),
+        samples=samples,
+        thresholds=thresholds,
+        features=features,
+        prediction=prediction,
+        max_psi=max((f.psi for f in features), default=None),
+    )
+
+
+def reference_rows(baseline: Baseline) -> int:
+    """Rows of the data the baseline was built from (numeric counts exclude nulls)."""
+    rows = [ref.count for ref in baseline.categorical.values()]
+    rows += [
+        round(ref.count / (1 - ref.null_fraction))
+        for ref in baseline.numeric.values()
+        if ref.null_fraction < 1
+    ]
+    return max(rows, default=0)
+
+
+def _feature_drift(
+    baseline: Baseline, current: pd.DataFrame, thresholds: DriftThresholds
+) -> tuple[FeatureDrift, ...]:
+    alpha, psi = thresholds.p_value, thresholds.psi
+    compared: list[tuple[str, FeatureKind, Comparison]] = []
+    for name, numeric in baseline.numeric.items():
+        values = current[name].to_numpy()
+        result = compare_numeric(numeric, values, alpha=alpha, psi_threshold=psi)
+        compared.append((name, FeatureKind.NUMERIC, result))
+    for name, categorical in baseline.categorical.items():
+        counts = category_counts(current[name])
+        result = compare_categorical(categorical, counts, alpha=alpha, psi_threshold=psi)
+        compared.append((name, FeatureKind.CATEGORICAL, result))
+    p_values = [c.test.p_value if c.test else np.nan for _, _, c in compared]
+    adjusted = benjamini_hochberg(p_values)
+    out = []
+    for (name, kind, c), p_adjusted in zip(compared, adjusted.tolist(), strict=True):
+        significant = not np.isnan(p_adjusted) and p_adjusted <= thresholds.p_value
+        out.append(
+            FeatureDrift(
+                name=name,
+                kind=kind,
+                test=c.test.test if c.test else "none",
+                statistic=c.test.statistic if c.test else None,
+                psi=c.psi.statistic,
+                p_value=c.test.p_value if c.test else None,
+                p_adjusted=None if np.isnan(p_adjusted) else p_adjusted,
+                reference=c.reference,
+                drifted=c.psi.drifted and significant,
+                current_count=c.count,
+                bins=c.bins,
+            )
+        )
+    return tuple(out)
+
+
+def _prediction_drift(
+    baseline: Baseline,
+    probabilities: npt.ArrayLike | None,
+    thresholds: DriftThresholds,
+    note: str,
+) -> PredictionDrift:
+    if probabilities is None:
+        return PredictionDrift(checked=False, note=note)
+    c = compare_numeric(
+        baseline.prediction,
+        probabilities,
+        alpha=thresholds.p_value,
+        psi_threshold=thresholds.prediction_psi,
+        where="baseline.prediction",
+    )
+    if c.test is None:
+        return PredictionDrift(checked=False, note="no finite predicted probabilities")
+    return PredictionDrift(
+        checked=True,
+        note=f"{c.count} predicted probabilities",
+        test=c.test.test,
+        psi=c.psi.statistic,
+        statistic=c.test.statistic,
+        p_value=c.test.p_value,
+        reference=c.reference,
+        drifted=c.psi.drifted and c.test.p_value <= thresholds.p_value,
+        bins=c.bins,
+    )
+
+
+def _reason(
+    features: tuple[FeatureDrift, ...], prediction: PredictionDrift, thresholds: DriftThresholds
+) -> str:
+    ranked = sorted(features, key=lambda f: -f.psi)
+    drifted = [f.name for f in ranked if f.drifted]
+    parts = []
+    if drifted:
+        shown = ", ".join(drifted[:REASON_NAMES]) + (", ..." if len(drifted) > REASON_NAMES else "")
+        parts.append(f"{len(drifted)} of {len(features)} features drifted ({shown})")
+    if prediction.drifted:
+        parts.append(f"predictions drifted (PSI {prediction.psi:.3f})")
+    if parts:
+        return "; ".join(parts)
+    top = f"max PSI {ranked[0].psi:.3f} on {ranked[0].name}" if ranked else "no features"
+    loud = [f.name for f in ranked if f.psi > thresholds.psi]
+    if loud:
+        top += f"; PSI above {thresholds.psi} but not significant: {', '.join(loud[:REASON_NAMES])}"
+    return f"no drift ({top})"

@@ -1,0 +1,149 @@
+"""One variable of a window compared with its baseline: PSI, a distribution test, the shares.
+
+Numeric variables (features and predicted probabilities): PSI over the baseline's quantile bins
+plus a "missing" bin, and the two-sample KS test against the baseline's bounded sample.
+Categorical features: PSI over category shares (categories the baseline never saw share one
+"unseen" bucket) and a chi-squared homogeneity test whose reference counts are reconstructed as
+baseline share x baseline count. Everything is vectorised: one sort per numeric column, one
+``value_counts`` per categorical column.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from driftline.baseline import CategoricalReference, NumericReference
+from driftline.drift_report import BinShare
+from driftline.stattests import TestResult, chi2_counts_test, ks_test, psi_test
+
+# Label of the bucket holding the categories the baseline never saw.
+UNSEEN_BUCKET = "(unseen)"
+MISSING_BIN = "(missing)"
+# A report lists at most this many categories of one feature; the rest are summed in one row.
+MAX_REPORTED_CATEGORIES = 30
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One variable against its baseline: PSI, a test (None: no values to test) and the shares."""
+
+    psi: TestResult
+    test: TestResult | None
+    reference: dict[str, str]
+    count: int
+    bins: tuple[BinShare, ...]
+
+
+def compare_numeric(
+    baseline: NumericReference,
+    values: npt.ArrayLike,
+    *,
+    alpha: float,
+    psi_threshold: float,
+    where: str = "baseline",
+) -> Comparison:
+    """PSI over ``baseline``'s bins (and missing values) plus KS against its sample.
+
+    ``where`` names the baseline's part in the ``reference`` descriptions. When either side has
+    no finite values, KS cannot run: the bin counts, with the missing bin, go through the
+    chi-squared test instead, so a column that turned all-null is still tested.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    ordered = np.sort(array[np.isfinite(array)])
+    edges = np.asarray(baseline.edges, dtype=np.float64)
+    # Bins (-inf, e0], (e0, e1], ..., (e_last, inf), as ``baseline.bin_proportions`` counts them.
+    at_or_below = np.searchsorted(ordered, edges, side="right")
+    counts = np.diff(np.concatenate([[0], at_or_below, [ordered.size]]))
+    current = np.append(counts, array.size - ordered.size) / max(1, array.size)
+    kept = 1.0 - baseline.null_fraction
+    reference = np.append(np.asarray(baseline.proportions) * kept, baseline.null_fraction)
+    described = {"psi": f"{where}.bins ({len(baseline.proportions)})"}
+    if ordered.size and baseline.sample:
+        test: TestResult | None = ks_test(baseline.sample, ordered, alpha)
+        described["ks"] = f"{where}.sample ({len(baseline.sample)})"
+    elif array.size and baseline.count:
+        rows = baseline.count / max(kept, 1e-12)
+        test = chi2_counts_test(np.rint(reference * rows), current * array.size, alpha)
+        described["chi2"] = f"{where}.bins x count ({round(rows)})"
+    else:
+        test = None
+    labels = [*_bin_labels(edges), MISSING_BIN]
+    return Comparison(
+        psi=psi_test(reference, current, psi_threshold),
+        test=test,
+        reference=described,
+        count=int(ordered.size),
+        bins=_shares(labels, reference, current, limit=None),
+    )
+
+
+def compare_categorical(
+    baseline: CategoricalReference,
+    counts: dict[str, int],
+    *,
+    alpha: float,
+    psi_threshold: float,
+    where: str = "baseline",
+) -> Comparison:
+    """PSI over category shares plus chi-squared on counts, against ``baseline``.
+
+    ``counts`` are the current counts per category (nulls under the missing token, see
+    ``category_counts``). Reference counts are reconstructed as share x ``baseline.count``.
+    """
+    categories = sorted(baseline.proportions)
+    known = set(categories)
+    current_counts = np.array(
+        [counts.get(c, 0) for c in categories]
+        + [sum(n for c, n in counts.items() if c not in known)],
+        dtype=np.float64,
+    )
+    reference = np.array([baseline.proportions[c] for c in categories] + [0.0])
+    total = current_counts.sum()
+    current = current_counts / max(1.0, total)
+    return Comparison(
+        psi=psi_test(reference, current, psi_threshold),
+        test=chi2_counts_test(np.rint(reference * baseline.count), current_counts, alpha),
+        reference={
+            "psi": f"{where}.proportions ({len(categories)} categories + unseen)",
+            "chi2": f"{where}.proportions x count ({baseline.count})",
+        },
+        count=int(total),
+        bins=_shares(
+            [*categories, UNSEEN_BUCKET], reference, current, limit=MAX_REPORTED_CATEGORIES
+        ),
+    )
+
+
+def category_counts(values: pd.Series) -> dict[str, int]:
+    """Counts per category of a model-frame column (see ``schema.to_model_frame``)."""
+    counted = values.value_counts(sort=False, dropna=False)
+    return {str(k): int(v) for k, v in counted.items()}
+
+
+def _bin_labels(edges: npt.NDArray[np.float64]) -> list[str]:
+    if edges.size == 0:
+        return ["all values"]
+    text = [f"{e:.4g}" for e in edges]
+    middle = [f"({low}, {high}]" for low, high in itertools.pairwise(text)]
+    return [f"<= {text[0]}", *middle, f"> {text[-1]}"]
+
+
+def _shares(
+    labels: list[str],
+    reference: npt.NDArray[np.float64],
+    current: npt.NDArray[np.float64],
+    limit: int | None,
+) -> tuple[BinShare, ...]:
+    """Rows for the report; beyond ``limit`` rows, the smallest are summed into one."""
+    rows = list(zip(labels, reference.tolist(), current.tolist(), strict=True))
+    if limit is not None and len(rows) > limit:
+        rows.sort(key=lambda row: -max(row[1], row[2]))
+        rest = rows[limit - 1 :]
+        rows = rows[: limit - 1]
+        rows.append((f"({len(rest)} others)", sum(r[1] for r in rest), sum(r[2] for r in rest)))
+    return tuple(BinShare(label=label, reference=r, current=c) for label, r, c in rows)
