@@ -49,6 +49,7 @@ class LogWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._healthy = True
+        self._dropped_since_healthy = 0
         self.dropped = 0
         self.written = 0
 
@@ -64,12 +65,12 @@ class LogWriter:
         if overflow > 0:
             for _ in range(overflow):
                 self._buffer.popleft()
-            if self.dropped == 0 or not self._healthy:
+            # One line when dropping starts; the total follows when the store is back.
+            if self._dropped_since_healthy == 0:
                 logger.warning(
-                    "inference log buffer full (%d rows): dropped %d row(s)",
-                    self._capacity,
-                    overflow,
+                    "inference log buffer full (%d rows): dropping the oldest rows", self._capacity
                 )
+            self._dropped_since_healthy += overflow
             self.dropped += overflow
             self._on_dropped(overflow)
         if len(self._buffer) >= self._batch_rows:
@@ -123,7 +124,12 @@ class LogWriter:
             self.submit(())
             return False
         if not self._healthy:
-            logger.warning("inference log store is back; writing resumes (%d buffered)", self.depth)
+            logger.warning(
+                "inference log store is back; writing resumes (%d buffered, %d dropped meanwhile)",
+                self.depth,
+                self._dropped_since_healthy,
+            )
+            self._dropped_since_healthy = 0
         self._healthy = True
         self.written += count
         self._on_written(count)

@@ -28,21 +28,6 @@ from driftline_training.onnx_export import onnx_probabilities, onnx_session
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def champion_run(driftline_module) -> dict:
-    """The reference run: seed 42, 5-fold CV, registered as champion of `adult-income`."""
-    result = driftline_module("train", "--alias", "champion", "--json")
-    assert result.code == 0, result.stderr
-    return result.json
-
-
-@pytest.fixture(scope="module")
-def challenger_run(driftline_module, champion_run) -> dict:
-    result = driftline_module("train", "--seed", "1", "--folds", "2", "--no-register", "--json")
-    assert result.code == 0, result.stderr
-    return result.json
-
-
 def fresh_model(driftline_module, champion_run, challenger_run) -> str:
     """A new registered model: version 1 (champion) from run A, version 2 (challenger) from B."""
     name = f"adult-{uuid.uuid4().hex[:8]}"
