@@ -15,7 +15,7 @@ PURE := shared/driftline/schema.py shared/driftline/validation.py shared/driftli
         trainer_image/driftline_training/metrics.py trainer_image/driftline_training/pipeline.py
 
 .PHONY: help install data lint test test-unit test-integration test-kube demo bench bench-train \
-        kube-bins mlflow-ui clean
+        kube-bins mlflow-ui clean bench-serving
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,10 +59,13 @@ mlflow-ui: $(STAMP) ## Open the embedded store in the MLflow UI on http://127.0.
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.driftline/mlflow.db \
 	  --host 127.0.0.1 --port 5000
 
-bench: bench-train ## Run every benchmark (figures printed and written to benchmarks/results)
+bench: bench-train bench-serving ## Run every benchmark (figures printed, JSON in benchmarks/results)
 
 bench-train: $(STAMP) data ## Wall time, peak memory and AUC of full training runs (SEEDS="42")
 	$(BIN)/python benchmarks/bench_train.py --seeds $${SEEDS:-42}
+
+bench-serving: $(STAMP) data ## driftline serve vs mlflow models serve with wrk, router overhead
+	$(BIN)/python benchmarks/bench_serving.py
 
 clean: ## Remove the venv, the embedded MLflow store and caches in the repo
 	rm -rf $(VENV) .driftline .pytest_cache .mypy_cache .ruff_cache benchmarks/results

@@ -37,7 +37,7 @@ from driftline_serving.errors import (
     ModelNotReadyError,
     ServingError,
 )
-from driftline_serving.http_body import read_body
+from driftline_serving.http_body import read_limited
 from driftline_serving.loader import LoadedModel, ModelLoadError
 from driftline_serving.log_writer import LogWriter
 from driftline_serving.metrics import ServingMetrics, serving_metrics
@@ -274,7 +274,7 @@ def _model(state: ServerState) -> LoadedModel:
 
 async def _read_json(request: Request, limit: int) -> Any:
     """The parsed body; 413 beyond ``limit`` bytes, 400 if not JSON."""
-    body = await read_body(request, limit)
+    body = await read_limited(request.stream(), request.headers.get("content-length"), limit)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -5,6 +5,9 @@ The variant is chosen by ``split.choose`` on the request id (``X-Request-ID`` he
 The split can change at run time through a watched file (a mounted ConfigMap). Connections to
 the upstreams are pooled and kept alive. When the challenger cannot be reached its request goes
 to the champion, and that is counted.
+
+A plain ASGI app rather than FastAPI: the router adds a network hop to every request, and the
+framework's routing and request objects cost more than the hashing and forwarding themselves.
 """
 
 from __future__ import annotations
@@ -13,12 +16,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import aiohttp
 import orjson
-from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -27,13 +29,18 @@ from prometheus_client import (
     generate_latest,
 )
 
-from driftline_serving.errors import MalformedRequestError, PayloadTooLargeError, UpstreamError
-from driftline_serving.http_body import read_body
+from driftline_serving.errors import ServingError, UpstreamError
+from driftline_serving.http_body import read_limited
 from driftline_serving.settings import RouterSettings
 from driftline_serving.split import CHALLENGER, CHAMPION, choose, parse_split
 
 logger = logging.getLogger("driftline.router")
-FORWARDED = ("/predict", "/predict/batch")
+FORWARDED = frozenset({"/predict", "/predict/batch"})
+JSON = b"application/json"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class SplitState:
@@ -60,95 +67,160 @@ class SplitState:
             logger.error("split file %s unusable, keeping %d bps: %s", self.file, self.bps, exc)
 
 
-def create_router(settings: RouterSettings) -> FastAPI:
-    """Build the router app."""
-    registry = CollectorRegistry()
-    split_gauge = Gauge(
-        "driftline_router_split_bps", "Challenger share applied, basis points.", registry=registry
-    )
-    requests = Counter(
-        "driftline_router_requests_total",
-        "Requests forwarded, by the variant that answered.",
-        ["variant"],
-        registry=registry,
-    )
-    fallbacks = Counter(
-        "driftline_router_fallbacks_total",
-        "Challenger requests sent to the champion because the challenger was unreachable.",
-        registry=registry,
-    )
-    split = SplitState(settings)
-    split.refresh()
-    upstreams = {CHAMPION: settings.champion_url.rstrip("/")}
-    if settings.challenger_url:
-        upstreams[CHALLENGER] = settings.challenger_url.rstrip("/")
-    session: dict[str, aiohttp.ClientSession] = {}
+class Router:
+    """The router as an ASGI application."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> Any:
-        connector = aiohttp.TCPConnector(limit=settings.max_connections, keepalive_timeout=60)
-        timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds)
-        session["client"] = aiohttp.ClientSession(connector=connector, timeout=timeout)
-        watcher = asyncio.create_task(_watch(split, settings.split_poll_seconds))
-        yield
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        await session["client"].close()
+    def __init__(self, settings: RouterSettings) -> None:
+        """Metrics, split and upstreams; the HTTP client is created at startup."""
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.split_gauge = Gauge(
+            "driftline_router_split_bps",
+            "Challenger share applied, basis points.",
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "driftline_router_requests_total",
+            "Requests forwarded, by the variant that answered.",
+            ["variant"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "driftline_router_fallbacks_total",
+            "Challenger requests sent to the champion because the challenger was unreachable.",
+            registry=self.registry,
+        )
+        self.split = SplitState(settings)
+        self.split.refresh()
+        self.upstreams = {CHAMPION: settings.champion_url.rstrip("/")}
+        if settings.challenger_url:
+            self.upstreams[CHALLENGER] = settings.challenger_url.rstrip("/")
+        self.client: aiohttp.ClientSession | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
-    app = FastAPI(title="Driftline router", version="0.1.0", lifespan=lifespan)
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "split_bps": split.bps, "upstreams": sorted(upstreams)}
-
-    @app.get("/metrics", response_class=Response)
-    async def prometheus() -> Response:
-        split_gauge.set(split.bps)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    async def forward(request: Request) -> Response:
-        body = await read_body(request, settings.max_body_bytes)
-        request_id = request.headers.get("x-request-id") or _body_request_id(body)
-        if request_id is None:
-            request_id = uuid.uuid4().hex
-        variant = choose(request_id, split.bps) if CHALLENGER in upstreams else CHAMPION
-        client = session["client"]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch one ASGI event."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
         try:
-            status, content = await _post(client, upstreams[variant], request, body, request_id)
+            if method == "POST" and path in FORWARDED:
+                await self._forward(scope, receive, send)
+            elif method == "GET" and path == "/health":
+                health = {
+                    "status": "ok",
+                    "split_bps": self.split.bps,
+                    "upstreams": sorted(self.upstreams),
+                }
+                await _respond(send, 200, orjson.dumps(health))
+            elif method == "GET" and path == "/metrics":
+                self.split_gauge.set(self.split.bps)
+                await _respond(
+                    send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST.encode()
+                )
+            else:
+                await _respond(send, 404, orjson.dumps({"error": "not_found", "message": path}))
+        except ServingError as exc:
+            await _respond(send, exc.status, orjson.dumps(exc.body()))
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                connector = aiohttp.TCPConnector(
+                    limit=self.settings.max_connections, keepalive_timeout=60
+                )
+                timeout = aiohttp.ClientTimeout(total=self.settings.upstream_timeout_seconds)
+                self.client = aiohttp.ClientSession(connector=connector, timeout=timeout)
+                self._watcher = asyncio.create_task(
+                    _watch(self.split, self.settings.split_poll_seconds)
+                )
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._watcher is not None:
+                    self._watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._watcher
+                if self.client is not None:
+                    await self.client.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        declared = _header(scope, b"content-length")
+        body = await read_limited(_chunks(receive), declared, self.settings.max_body_bytes)
+        request_id = _header(scope, b"x-request-id") or _body_request_id(body) or uuid.uuid4().hex
+        variant = CHAMPION
+        if CHALLENGER in self.upstreams:
+            variant = choose(request_id, self.split.bps)
+        path = scope["path"]
+        try:
+            status, content = await self._post(variant, path, body, request_id)
         except (aiohttp.ClientError, TimeoutError) as exc:
             if variant == CHAMPION:
                 raise UpstreamError(f"champion unreachable: {exc}") from exc
-            fallbacks.inc()
+            self.fallbacks.inc()
             variant = CHAMPION
             try:
-                status, content = await _post(
-                    client, upstreams[CHAMPION], request, body, request_id
-                )
+                status, content = await self._post(CHAMPION, path, body, request_id)
             except (aiohttp.ClientError, TimeoutError) as again:
                 raise UpstreamError(f"no variant reachable: {again}") from again
-        requests.labels(variant).inc()
-        headers = {"x-request-id": request_id, "x-driftline-variant": variant}
-        return Response(content, status_code=status, media_type="application/json", headers=headers)
+        self.requests.labels(variant).inc()
+        extra = [(b"x-request-id", request_id.encode()), (b"x-driftline-variant", variant.encode())]
+        await _respond(send, status, content, JSON, extra)
 
-    for path in FORWARDED:
-        app.add_api_route(path, forward, methods=["POST"], summary=f"Forward {path} to a variant")
+    async def _post(
+        self, variant: str, path: str, body: bytes, request_id: str
+    ) -> tuple[int, bytes]:
+        assert self.client is not None, "the router serves only after startup"
+        headers = {"content-type": "application/json", "x-request-id": request_id}
+        async with self.client.post(
+            self.upstreams[variant] + path, data=body, headers=headers
+        ) as answer:
+            return answer.status, await answer.read()
 
-    @app.exception_handler(UpstreamError)
-    @app.exception_handler(MalformedRequestError)
-    @app.exception_handler(PayloadTooLargeError)
-    async def error(request: Request, exc: Any) -> Response:
-        return Response(
-            orjson.dumps(exc.body()), status_code=exc.status, media_type="application/json"
-        )
 
-    return app
+def create_router(settings: RouterSettings) -> Router:
+    """Build the router app."""
+    return Router(settings)
 
 
 async def _watch(split: SplitState, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         split.refresh()
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    content: bytes,
+    media_type: bytes = JSON,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [(b"content-type", media_type), (b"content-length", str(len(content)).encode())]
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
+    )
+    await send({"type": "http.response.body", "body": content})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1")) or None
+    return None
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
 
 
 def _body_request_id(body: bytes) -> str | None:
@@ -159,11 +231,3 @@ def _body_request_id(body: bytes) -> str | None:
         return None  # the upstream answers 400 with the details
     value = parsed.get("request_id") if isinstance(parsed, dict) else None
     return value if isinstance(value, str) and value else None
-
-
-async def _post(
-    client: aiohttp.ClientSession, base: str, request: Request, body: bytes, request_id: str
-) -> tuple[int, bytes]:
-    headers = {"content-type": "application/json", "x-request-id": request_id}
-    async with client.post(base + request.url.path, data=body, headers=headers) as answer:
-        return answer.status, await answer.read()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -179,9 +180,10 @@ def test_zero_server_errors_under_generated_requests(server, tmp_path: Path) -> 
         capture_output=True,
         text=True,
         timeout=900,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-4000:]
-    cases = sum(int(n) for n in __import__("re").findall(r"(\d+) generated", done.stdout))
+    cases = sum(int(n) for n in re.findall(r"(\d+) generated", done.stdout))
     assert cases >= 1000, done.stdout[-2000:]
 
 
@@ -237,7 +239,11 @@ def test_a_missing_model_is_not_ready_with_a_reason(start_server) -> None:
     served = start_server("serve", "--model", "no-such-model", ready="/health")
     answer = httpx.get(served.url + "/ready")
     assert answer.status_code == 503
-    assert "no-such-model" in answer.json()["message"]
+    wait_for(
+        lambda: "no-such-model" in httpx.get(served.url + "/ready").json()["message"],
+        60,
+        "/ready never gave the load failure as its reason",
+    )
     predict = httpx.post(served.url + "/predict", json={"features": {}})
     assert predict.status_code == 503
     wait_for(lambda: "model not loaded" in served.output(), 30, "no log line about the model")
