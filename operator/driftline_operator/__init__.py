@@ -1,0 +1,1 @@
+"""The Driftline operator (kopf): ModelDeployment and DriftPolicy reconcilers."""
