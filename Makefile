@@ -11,11 +11,12 @@ STAMP := $(VENV)/.installed
 # Pure modules: no Kubernetes, kopf or MLflow imports, fully typed.
 PURE := shared/driftline/schema.py shared/driftline/validation.py shared/driftline/stattests.py \
         shared/driftline/skew.py shared/driftline/baseline.py shared/driftline/promotion.py \
-        shared/driftline/tracking.py shared/driftline/artifacts.py \
+        shared/driftline/tracking.py shared/driftline/artifacts.py shared/driftline/drift.py \
+        shared/driftline/drift_compare.py shared/driftline/drift_report.py \
         trainer_image/driftline_training/metrics.py trainer_image/driftline_training/pipeline.py
 
 .PHONY: help install data lint test test-unit test-integration test-kube demo bench bench-train \
-        kube-bins mlflow-ui clean bench-serving
+        kube-bins mlflow-ui clean bench-serving images test-images bench-drift
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,6 +50,12 @@ test-integration: $(STAMP) data ## Integration: a real MLflow server, training o
 test-kube: $(STAMP) kube-bins ## Kube tier: real etcd, kube-apiserver, kube-controller-manager
 	DRIFTLINE_KUBE_BIN_DIR=$$(scripts/build-kube-bins.sh --print-dir) $(PYTEST) tests/kube -q
 
+images: ## Build the operator, inference and trainer images (local Debian base, docker.io)
+	scripts/build-images.sh
+
+test-images: $(STAMP) data images ## Smoke tests of the three images (containers on loopback)
+	$(PYTEST) tests/images -q
+
 kube-bins: ## Build Kubernetes, etcd, helm, kubeconform through the Go proxy (cached)
 	scripts/build-kube-bins.sh
 
@@ -59,13 +66,16 @@ mlflow-ui: $(STAMP) ## Open the embedded store in the MLflow UI on http://127.0.
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.driftline/mlflow.db \
 	  --host 127.0.0.1 --port 5000
 
-bench: bench-train bench-serving ## Run every benchmark (figures printed, JSON in benchmarks/results)
+bench: bench-train bench-serving bench-drift ## Run every benchmark (figures printed, JSON in benchmarks/results)
 
 bench-train: $(STAMP) data ## Wall time, peak memory and AUC of full training runs (SEEDS="42")
 	$(BIN)/python benchmarks/bench_train.py --seeds $${SEEDS:-42}
 
 bench-serving: $(STAMP) data ## driftline serve vs mlflow models serve with wrk, router overhead
 	$(BIN)/python benchmarks/bench_serving.py
+
+bench-drift: $(STAMP) data ## 1M vs 1M rows drift check, side by side with Evidently (own venv)
+	$(BIN)/python benchmarks/bench_drift.py
 
 clean: ## Remove the venv, the embedded MLflow store and caches in the repo
 	rm -rf $(VENV) .driftline .pytest_cache .mypy_cache .ruff_cache benchmarks/results

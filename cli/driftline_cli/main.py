@@ -26,6 +26,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("driftline_cli.registry_cmd", "list a model's versions and aliases"),
     "serve": ("driftline_cli.serve_cmd", "serve one model version over HTTP (FastAPI + ONNX)"),
     "router": ("driftline_cli.serve_cmd", "route requests to champion/challenger by request id"),
+    "drift-check": (
+        "driftline_cli.drift_cmd",
+        "compare a log window (or a file) with a baseline; write the drift report",
+    ),
+    "retrain-if-drifted": (
+        "driftline_cli.drift_cmd",
+        "run the live drift check and, on drift, train and register a challenger",
+    ),
 }
 
 

@@ -11,12 +11,26 @@ from driftline_cli.output import emit, fail
 from driftline_cli.settings import CliSettings
 
 if TYPE_CHECKING:
-    from driftline.registry import ModelRegistry
-    from driftline.schema import FeatureSchema
+    from driftline_training.pipeline_run import TrainJob
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     """Arguments of ``driftline train``."""
+    add_training_arguments(parser)
+    parser.add_argument(
+        "--schema",
+        type=Path,
+        help="feature_schema.json the data must meet (default: the current champion's)",
+    )
+    parser.add_argument("--register", metavar="NAME", help="registered model (adult-income)")
+    parser.add_argument("--no-register", action="store_true", help="log the run only")
+    parser.add_argument(
+        "--alias", choices=["champion", "challenger"], help="alias to point at the new version"
+    )
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """What and how to train: shared with ``driftline retrain-if-drifted``."""
     parser.add_argument(
         "--data",
         default="auto",
@@ -30,112 +44,89 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         type=float,
         help="calibrate the threshold for this precision instead of maximum F1",
     )
-    parser.add_argument(
-        "--schema",
-        type=Path,
-        help="feature_schema.json the data must meet (default: the current champion's)",
-    )
-    parser.add_argument("--register", metavar="NAME", help="registered model (adult-income)")
-    parser.add_argument("--no-register", action="store_true", help="log the run only")
-    parser.add_argument(
-        "--alias", choices=["champion", "challenger"], help="alias to point at the new version"
-    )
     parser.add_argument("--experiment", help="MLflow experiment (driftline-training)")
     parser.add_argument("--threads", type=int, default=2, help="XGBoost threads (2)")
 
 
 def run(args: argparse.Namespace, settings: CliSettings) -> int:
     """Train and report; returns the exit code."""
-    from mlflow import MlflowClient
+    if args.no_register and args.alias:
+        return fail("--alias needs a registered version; drop --no-register", 2)
+    job = training_job(
+        args,
+        settings,
+        name=args.register or settings.model_name,
+        register=not args.no_register,
+        alias=args.alias,
+        schema=args.schema,
+    )
+    if isinstance(job, int):
+        return job
+    result = execute_training(job, settings)
+    if isinstance(result, int):
+        return result
+    emit(result, args.json, _summary(result))
+    return 0
 
-    from driftline.registry import ModelRegistry, RegistryError
-    from driftline.schema import FeatureSchema
-    from driftline.tracking import resolve_tracking
-    from driftline_training.adult import load_adult
-    from driftline_training.errors import DataValidationError, TrainingError
-    from driftline_training.tracking import log_training
-    from driftline_training.training import TrainConfig, train_model
+
+def training_job(
+    args: argparse.Namespace,
+    settings: CliSettings,
+    *,
+    name: str,
+    register: bool,
+    alias: str | None,
+    schema: Path | None,
+) -> TrainJob | int:
+    """The job described by the training arguments, or the exit code of a usage error."""
+    from driftline_training.pipeline_run import TrainJob
+    from driftline_training.training import TrainConfig
 
     if args.folds < 2:
         return fail("--folds must be at least 2", 2)
     if args.target_precision is not None and not 0 < args.target_precision < 1:
         return fail("--target-precision must be between 0 and 1", 2)
-    if args.no_register and args.alias:
-        return fail("--alias needs a registered version; drop --no-register", 2)
     config = TrainConfig(
         seed=args.seed,
         folds=args.folds,
         target_precision=args.target_precision,
         threads=args.threads,
     )
+    return TrainJob(
+        data=args.data,
+        target=args.target,
+        config=config,
+        data_dir=settings.data_dir,
+        model_name=name,
+        experiment=args.experiment or settings.experiment,
+        register=register,
+        alias=alias,
+        schema=schema,
+    )
+
+
+def execute_training(job: TrainJob, settings: CliSettings) -> dict[str, Any] | int:
+    """Run a training job; its result, or the exit code after a one-line error."""
+    from mlflow import MlflowClient
+
+    from driftline.registry import ModelRegistry, RegistryError
+    from driftline.tracking import resolve_tracking
+    from driftline_training.errors import DataValidationError, TrainingError
+    from driftline_training.pipeline_run import train_and_register
+
     target = resolve_tracking(settings.tracking_uri, settings.home)
-    name = args.register or settings.model_name
     registry = ModelRegistry(MlflowClient(target.uri, target.uri))
     try:
-        if args.schema:
-            contract: FeatureSchema | None = FeatureSchema.from_json(args.schema.read_text())
-        else:
-            contract = _champion_schema(registry, name)
-        frame = load_adult(args.data, settings.data_dir)
-        trained = train_model(frame, args.target, config, contract)
+        return train_and_register(job, target, registry)
     except DataValidationError as exc:
         print(str(exc), file=sys.stderr)
         return fail(str(exc), exc.exit_code)
     except TrainingError as exc:
         return fail(str(exc), exc.exit_code)
-    except (OSError, ValueError) as exc:
-        return fail(f"cannot read the schema: {exc}", 3)
     except RegistryError as exc:
         return fail(str(exc), 6)
-    logged = log_training(
-        trained, config, target, args.experiment or settings.experiment, args.data
-    )
-    result: dict[str, Any] = {
-        "run_id": logged.run_id,
-        "tracking_uri": target.uri,
-        "artifact_uri": logged.artifact_uri,
-        "metrics": trained.metrics,
-        "cv": trained.cv,
-        "threshold": trained.threshold,
-        "rounds": trained.rounds,
-        "onnx_max_abs_diff": trained.onnx_max_abs_diff,
-        "model_name": None,
-        "version": None,
-        "model_uri": logged.model_uri,
-        "alias": None,
-    }
-    if not args.no_register:
-        try:
-            version = registry.register(name, logged.model_uri, logged.run_id, logged.model_id)
-            if args.alias == "champion":
-                registry.make_champion(name, version)
-            elif args.alias == "challenger":
-                registry.set_challenger(name, version)
-        except RegistryError as exc:
-            return fail(str(exc), 6)
-        result.update(
-            model_name=name,
-            version=version,
-            model_uri=f"models:/{name}/{version}",
-            alias=args.alias,
-        )
-    emit(result, args.json, _summary(result))
-    return 0
-
-
-def _champion_schema(registry: ModelRegistry, name: str) -> FeatureSchema | None:
-    """New data must meet the contract of the model in production, when there is one."""
-    from driftline.artifacts import FEATURE_SCHEMA
-    from driftline.registry import CHAMPION
-    from driftline.schema import FeatureSchema
-
-    if not registry.has_model(name):
-        return None
-    champion = registry.alias_version(name, CHAMPION)
-    if champion is None:
-        return None
-    text = registry.artifact_text(name, champion, FEATURE_SCHEMA)
-    return FeatureSchema.from_json(text)
+    except (OSError, ValueError) as exc:
+        return fail(f"cannot train: {exc}", 3)
 
 
 def _summary(result: dict[str, Any]) -> str:

@@ -8,13 +8,14 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 import pandas as pd
-from driftline.schema import FeatureKind, FeatureSchema
 from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
 from skl2onnx import convert_sklearn, update_registered_converter
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
+
+from driftline.schema import FeatureKind, FeatureSchema
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from driftline.schema import FeatureKind, FeatureSchema
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from xgboost import XGBClassifier
+
+from driftline.schema import FeatureKind, FeatureSchema
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from typing import Any
 import mlflow
 import mlflow.sklearn
 import pandas as pd
+from mlflow import MlflowClient
+
 from driftline.artifacts import ARTIFACT_DIR, MLFLOW_MODEL
 from driftline.registry import METRIC_PREFIX
 from driftline.schema import FeatureKind
 from driftline.tracking import TrackingTarget
-from mlflow import MlflowClient
-
 from driftline_training.training import TrainConfig, TrainedModel
 
 # skops refuses to load types it does not know; these are the ones our pipeline adds.

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from driftline.baseline import Baseline, build_baseline
-from driftline.schema import FeatureSchema, derive_schema, to_model_frame
-from driftline.validation import validate_frame
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
+from driftline.baseline import Baseline, build_baseline
+from driftline.schema import FeatureSchema, derive_schema, to_model_frame
+from driftline.validation import validate_frame
 from driftline_training.errors import DataValidationError, QualityGateError
 from driftline_training.metrics import (
     choose_threshold,
@@ -205,8 +205,5 @@ def _importances(pipeline: Pipeline, schema: FeatureSchema) -> dict[str, float]:
     gains = pipeline.named_steps["classifier"].feature_importances_
     totals = dict.fromkeys(schema.names, 0.0)
     for name, gain in zip(names, gains, strict=True):
-        # Output names look like "num__age" or "cat__workclass_Private".
-        column = name.split("__", 1)[1]
-        owner = next(f for f in schema.names if column == f or column.startswith(f + "_"))
-        totals[owner] += float(gain)
+        totals[schema.source_of(name)] += float(gain)
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))

@@ -1,0 +1,285 @@
+"""Drift checks end to end: gather a window and its baseline, decide, write the report.
+
+Two sources of inputs. Files: a reference and a current table, the baseline built from the
+reference. Live: a window of the inference log against the ``baseline.json`` and
+``feature_schema.json`` stored with a model version in MLflow. The decision itself is
+``driftline.drift.check_drift``; this module does the I/O around it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from driftline.artifacts import BASELINE, FEATURE_SCHEMA
+from driftline.baseline import Baseline, build_baseline
+from driftline.drift import DriftInputError as PureInputError
+from driftline.drift import check_drift
+from driftline.drift_report import DriftReport, DriftThresholds
+from driftline.schema import FeatureKind, FeatureSchema, derive_schema, to_model_frame
+from driftline_training.adult import load_table
+from driftline_training.contracts import read_schema
+from driftline_training.drift_report_html import render_html
+from driftline_training.errors import TrainingError
+
+if TYPE_CHECKING:
+    from driftline.registry import ModelRegistry
+
+T = TypeVar("T")
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class DriftInputError(TrainingError):
+    """The inputs do not fit together (missing features, text in a numeric column)."""
+
+    exit_code = 4
+
+
+class ReportWriteError(TrainingError):
+    """The report folder cannot be written."""
+
+    exit_code = 1
+
+
+class LogStoreError(TrainingError):
+    """The inference log store is unreachable or has no log table."""
+
+    exit_code = 8
+
+
+@dataclass(frozen=True)
+class DriftInputs:
+    """Everything a check compares: the baseline, the current rows, their predictions."""
+
+    baseline: Baseline
+    current: pd.DataFrame
+    probabilities: npt.NDArray[np.float64] | None
+    prediction_note: str
+    source: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FilesOptions:
+    """How files mode reads the reference: schema, ignored columns, baseline resolution."""
+
+    schema: Path | None = None
+    target: str | None = None
+    prediction_column: str | None = None
+    bins: int = 10
+    sample_size: int = 5000
+    seed: int = 0
+
+
+def files_inputs(reference: Path, current: Path, options: FilesOptions) -> DriftInputs:
+    """Read two tables; the baseline is built from the reference like a trainer builds it."""
+    source = {"mode": "files", "reference": str(reference), "current": str(current)}
+    return frames_inputs(load_table(reference), load_table(current), options, source)
+
+
+def frames_inputs(
+    ref_frame: pd.DataFrame, cur_frame: pd.DataFrame, options: FilesOptions, source: dict[str, str]
+) -> DriftInputs:
+    """Two loaded tables as drift inputs: the reference becomes the baseline."""
+    prediction = options.prediction_column
+    if options.schema is not None:
+        schema = read_schema(options.schema)
+    else:
+        # Types come from the reference: numeric columns numeric, everything else categorical.
+        ignored = [c for c in (options.target, prediction) if c and c in ref_frame.columns]
+        schema = derive_schema(ref_frame.drop(columns=ignored), None)
+    for side, frame in (("reference", ref_frame), ("current", cur_frame)):
+        wanted = schema.names + ([prediction] if prediction else [])
+        absent = [name for name in wanted if name not in frame.columns]
+        if absent:
+            raise DriftInputError(f"{side} data lacks columns: {', '.join(absent)}")
+    if prediction:
+        ref_proba = _probabilities(ref_frame[prediction], "reference", prediction)
+        probabilities: npt.NDArray[np.float64] | None = _probabilities(
+            cur_frame[prediction], "current", prediction
+        )
+        note = ""
+    else:
+        # build_baseline always wants predictions; with no model this stand-in is never compared.
+        ref_proba, probabilities = np.zeros(1), None
+        note = "no model in files mode (name a probability column with --prediction-column)"
+    baseline = _typed(
+        lambda: build_baseline(
+            ref_frame,
+            ref_proba,
+            schema,
+            bins=options.bins,
+            sample_size=options.sample_size,
+            seed=options.seed,
+        ),
+        ref_frame,
+        schema,
+        "reference",
+    )
+    return DriftInputs(
+        baseline=baseline,
+        current=model_frame(cur_frame, schema, "current"),
+        probabilities=probabilities,
+        prediction_note=note,
+        source=source,
+    )
+
+
+def live_inputs(
+    registry: ModelRegistry,
+    model: str,
+    version: str,
+    store_url: str,
+    *,
+    lookback_seconds: float | None,
+    last: int | None,
+) -> DriftInputs:
+    """A window of the inference log of ``model`` ``version`` against that version's baseline."""
+    from driftline.inference_log import engine_for, read_window
+
+    baseline = _artifact(registry, model, version, BASELINE, Baseline.from_json)
+    schema = _artifact(registry, model, version, FEATURE_SCHEMA, FeatureSchema.from_json)
+    shown = _masked(store_url)
+    records = _from_store(
+        shown,
+        lambda: read_window(
+            engine_for(_existing_store(store_url)),
+            model,
+            version,
+            lookback_seconds=lookback_seconds,
+            limit=last,
+        ),
+    )
+    frame = pd.DataFrame.from_records([r.features for r in records])
+    if records:
+        absent = [name for name in schema.names if name not in frame.columns]
+        if absent:
+            raise DriftInputError(f"logged features lack: {', '.join(absent)}")
+    else:
+        frame = pd.DataFrame({name: pd.Series(dtype=object) for name in schema.names})
+    window = f"last {last} rows" if last is not None else f"last {lookback_seconds:g} s"
+    return DriftInputs(
+        baseline=baseline,
+        current=model_frame(frame, schema, "logged"),
+        probabilities=np.array([r.probability for r in records], dtype=np.float64),
+        prediction_note="",
+        source={
+            "mode": "live",
+            "model": model,
+            "version": version,
+            "log_store": shown,
+            "window": window,
+        },
+    )
+
+
+def run_check(inputs: DriftInputs, thresholds: DriftThresholds) -> DriftReport:
+    """Decide on ``inputs`` and record where they came from in the report."""
+    try:
+        report = check_drift(
+            inputs.baseline,
+            inputs.current,
+            inputs.probabilities,
+            thresholds,
+            prediction_note=inputs.prediction_note,
+        )
+    except PureInputError as exc:
+        raise DriftInputError(str(exc)) from exc
+    return report.model_copy(update={"source": inputs.source})
+
+
+def write_report(report: DriftReport, folder: Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.html`` into ``folder``; returns both paths."""
+    json_path, html_path = folder / "report.json", folder / "report.html"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(report.to_json())
+        html_path.write_text(render_html(report))
+    except OSError as exc:
+        raise ReportWriteError(f"cannot write the report to {folder}: {exc}") from exc
+    return json_path, html_path
+
+
+def write_termination_log(summary: dict[str, Any], path: Path) -> None:
+    """Write the summary where Kubernetes reads a container's termination message."""
+    path.write_text(json.dumps(summary, sort_keys=True))
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``15m``, ``1h`` or ``2d``; ValueError otherwise."""
+    match = DURATION.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"not a positive duration: {text!r} (use 90s, 15m, 1h, 2d)")
+    return float(match.group(1)) * SECONDS[match.group(2)]
+
+
+def model_frame(frame: pd.DataFrame, schema: FeatureSchema, side: str) -> pd.DataFrame:
+    """``to_model_frame`` with an error that names the offending column."""
+    typed: pd.DataFrame = _typed(lambda: to_model_frame(frame, schema), frame, schema, side)
+    return typed
+
+
+def _typed(call: Callable[[], T], frame: pd.DataFrame, schema: FeatureSchema, side: str) -> T:
+    """Run ``call``; a numeric feature holding text becomes an error naming it."""
+    try:
+        return call()
+    except (ValueError, TypeError) as exc:
+        for name in schema.by_kind(FeatureKind.NUMERIC):
+            try:
+                pd.to_numeric(frame[name], errors="raise")
+            except (ValueError, TypeError) as inner:
+                raise DriftInputError(f"{side} data: {name} is not numeric ({inner})") from exc
+        raise DriftInputError(f"{side} data: {exc}") from exc
+
+
+def _artifact(
+    registry: ModelRegistry, model: str, version: str, path: str, parse: Callable[[str], T]
+) -> T:
+    try:
+        return parse(registry.artifact_text(model, version, path))
+    except ValueError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DriftInputError(f"{path} of {model} version {version} is invalid: {first}") from exc
+
+
+def _probabilities(column: pd.Series, side: str, name: str) -> npt.NDArray[np.float64]:
+    try:
+        return pd.to_numeric(column, errors="raise").to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise DriftInputError(f"{side} data: {name} is not a probability column") from exc
+
+
+def _from_store(shown: str, call: Callable[[], T]) -> T:
+    import sqlalchemy.exc
+
+    try:
+        return call()
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise LogStoreError(f"cannot read the inference log at {shown}: {first}") from exc
+
+
+def _existing_store(url: str) -> str:
+    """SQLite creates missing database files on connect; a typo must not look like no traffic."""
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+        if not path.exists():
+            raise LogStoreError(f"inference log store not found: {path}")
+    return url
+
+
+def _masked(url: str) -> str:
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
