@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,6 +61,10 @@ def engine_for(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         # Serving writes from a background thread; SQLite needs to allow that connection use.
         options["connect_args"] = {"check_same_thread": False, "timeout": 5}
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            # A fresh container's writable /tmp has no folders yet.
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
     return sa.create_engine(url, **options)
 
 
