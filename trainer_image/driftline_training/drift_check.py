@@ -28,7 +28,7 @@ from driftline.schema import FeatureKind, FeatureSchema, derive_schema, to_model
 from driftline_training.adult import load_table
 from driftline_training.contracts import read_schema
 from driftline_training.drift_report_html import render_html
-from driftline_training.errors import TrainingError
+from driftline_training.errors import DriftInputError, LogStoreError, ReportWriteError
 
 if TYPE_CHECKING:
     from driftline.registry import ModelRegistry
@@ -36,24 +36,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class DriftInputError(TrainingError):
-    """The inputs do not fit together (missing features, text in a numeric column)."""
-
-    exit_code = 4
-
-
-class ReportWriteError(TrainingError):
-    """The report folder cannot be written."""
-
-    exit_code = 1
-
-
-class LogStoreError(TrainingError):
-    """The inference log store is unreachable or has no log table."""
-
-    exit_code = 8
 
 
 @dataclass(frozen=True)

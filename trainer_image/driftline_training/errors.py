@@ -23,3 +23,21 @@ class QualityGateError(TrainingError):
     """The trained model failed a gate (for example ONNX parity) and was not registered."""
 
     exit_code = 5
+
+
+class DriftInputError(TrainingError):
+    """The inputs do not fit together (missing features, text in a numeric column)."""
+
+    exit_code = 4
+
+
+class ReportWriteError(TrainingError):
+    """The report folder cannot be written."""
+
+    exit_code = 1
+
+
+class LogStoreError(TrainingError):
+    """The inference log store is unreachable or has no log table."""
+
+    exit_code = 8
