@@ -13,10 +13,14 @@ PURE := shared/driftline/schema.py shared/driftline/validation.py shared/driftli
         shared/driftline/skew.py shared/driftline/baseline.py shared/driftline/promotion.py \
         shared/driftline/tracking.py shared/driftline/artifacts.py shared/driftline/drift.py \
         shared/driftline/drift_compare.py shared/driftline/drift_report.py \
-        trainer_image/driftline_training/metrics.py trainer_image/driftline_training/pipeline.py
+        trainer_image/driftline_training/metrics.py trainer_image/driftline_training/pipeline.py \
+        operator/driftline_operator/names.py operator/driftline_operator/conditions.py \
+        operator/driftline_operator/decisions.py operator/driftline_operator/outcome.py \
+        operator/driftline_operator/builders
 
 .PHONY: help install data lint test test-unit test-integration test-kube demo bench bench-train \
-        kube-bins mlflow-ui clean bench-serving images test-images bench-drift
+        kube-bins mlflow-ui clean bench-serving images test-images bench-drift manifests verify \
+        chart-check kind-up bench-operator
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +63,22 @@ test-images: $(STAMP) data images ## Smoke tests of the three images (containers
 kube-bins: ## Build Kubernetes, etcd, helm, kubeconform through the Go proxy (cached)
 	scripts/build-kube-bins.sh
 
+manifests: $(STAMP) kube-bins ## Regenerate CRD copies, the chart's RBAC rules, k8s/base/operator.yaml
+	$(BIN)/python scripts/manifests.py --helm "$$(scripts/build-kube-bins.sh --print-dir)/helm"
+
+verify: manifests ## Fail when a generated file differs from git (run make manifests, commit)
+	@paths="$$($(BIN)/python scripts/manifests.py --print-generated)"; \
+	git diff --exit-code --stat -- $$paths || { echo "generated files are stale: commit them"; exit 1; }; \
+	untracked="$$(git ls-files --others --exclude-standard -- $$paths)"; \
+	if [ -n "$$untracked" ]; then echo "generated but not in git:"; echo "$$untracked"; exit 1; fi
+
+chart-check: $(STAMP) kube-bins ## helm lint, kubeconform (offline schemas), server dry-run of chart and overlays
+	DRIFTLINE_KUBE_BIN_DIR=$$(scripts/build-kube-bins.sh --print-dir) \
+	  $(PYTEST) tests/kube/test_manifests.py -q
+
+kind-up: ## kind cluster with the three images, the chart and the samples (Docker, internet)
+	scripts/kind-up.sh
+
 demo: $(STAMP) data ## Train on Adult with the embedded MLflow store and make it champion
 	scripts/demo.sh
 
@@ -66,7 +86,7 @@ mlflow-ui: $(STAMP) ## Open the embedded store in the MLflow UI on http://127.0.
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.driftline/mlflow.db \
 	  --host 127.0.0.1 --port 5000
 
-bench: bench-train bench-serving bench-drift ## Run every benchmark (figures printed, JSON in benchmarks/results)
+bench: bench-train bench-serving bench-drift bench-operator ## Run every benchmark (figures printed, JSON in benchmarks/results)
 
 bench-train: $(STAMP) data ## Wall time, peak memory and AUC of full training runs (SEEDS="42")
 	$(BIN)/python benchmarks/bench_train.py --seeds $${SEEDS:-42}
@@ -76,6 +96,9 @@ bench-serving: $(STAMP) data ## driftline serve vs mlflow models serve with wrk,
 
 bench-drift: $(STAMP) data ## 1M vs 1M rows drift check, side by side with Evidently (own venv)
 	$(BIN)/python benchmarks/bench_drift.py
+
+bench-operator: $(STAMP) kube-bins ## CR-to-children latency over 100 ModelDeployments, operator RSS
+	DRIFTLINE_KUBE_BIN_DIR=$$(scripts/build-kube-bins.sh --print-dir) $(BIN)/python benchmarks/bench_operator.py
 
 clean: ## Remove the venv, the embedded MLflow store and caches in the repo
 	rm -rf $(VENV) .driftline .pytest_cache .mypy_cache .ruff_cache benchmarks/results

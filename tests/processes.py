@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -98,3 +100,28 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def start_mlflow_server(root: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """`mlflow server` (SQLite backend, local artifacts) on a free loopback port, ready.
+
+    Returns the URI and the process; the caller stops it with ``stop``.
+    """
+    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent))
+    if mlflow is None:
+        raise RuntimeError("the mlflow command is not installed next to this Python: make install")
+    port = free_port()
+    log = root / "mlflow-server.log"
+    command = [
+        mlflow, "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
+        "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", process, log, timeout=90)
+    except BaseException:
+        stop(process)
+        raise
+    return f"http://127.0.0.1:{port}", process

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "driftline_cli.drift_cmd",
         "run the live drift check and, on drift, train and register a challenger",
     ),
+    "operator": ("driftline_cli.operator_cmd", "run the Kubernetes operator (kopf)"),
 }
 
 

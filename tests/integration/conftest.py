@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.postgres import PostgresServer
-from tests.processes import free_port, stop, wait_http
+from tests.processes import free_port, start_mlflow_server, stop, wait_http
 
 
 @dataclass(frozen=True)
@@ -25,33 +24,10 @@ class MlflowServer:
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent))
-    if mlflow is None:
-        raise RuntimeError(
-            "the mlflow command is not installed next to this Python: run make install"
-        )
     root = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    log = root / "server.log"
-    command = [
-        mlflow,
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    uri, process = start_mlflow_server(root)
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", process, log, timeout=90)
-        yield MlflowServer(f"http://127.0.0.1:{port}", root)
+        yield MlflowServer(uri, root)
     finally:
         stop(process)
 

@@ -61,3 +61,14 @@ def namespace(
         # The namespace controller finishes the deletion in the background; waiting for it
         # would only slow the session down.
         core.delete_namespace(name, propagation_policy="Background")
+
+
+# The operator tier's fixtures live in their own module; importing them registers them here.
+from tests.kube.operator_fixtures import (  # noqa: E402, F401
+    crds,
+    health_log,
+    mlflow_server,
+    models,
+    operator,
+    operator_kubeconfig,
+)

@@ -1,0 +1,23 @@
+"""What reconciles read the world through, injected so tests can stub any part of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from driftline_operator.health import HealthSource
+from driftline_operator.kube import Kube
+from driftline_operator.mlflow_rest import MlflowRest
+from driftline_operator.settings import OperatorSettings
+
+
+@dataclass(frozen=True)
+class Context:
+    """The API server, MLflow, settings, the online health source and the clock."""
+
+    kube: Kube
+    mlflow: MlflowRest
+    settings: OperatorSettings
+    health: HealthSource | None
+    now: Callable[[], datetime]

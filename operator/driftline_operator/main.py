@@ -1,0 +1,154 @@
+"""The operator's wiring: the only module with kopf decorators.
+
+Handlers are thin: they read the body, call ``model_deployment.reconcile`` or
+``drift_policy.reconcile_policy``, write the returned status and post its Events. Errors map
+here, once: MLflow or the API server unavailable -> a ``Degraded`` condition and
+``kopf.TemporaryError`` (retry with back-off, children left running); anything else is a bug
+and kopf's own back-off applies.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+import kubernetes
+
+from driftline_operator import drift_policy, model_deployment, names
+from driftline_operator.conditions import degraded_status
+from driftline_operator.context import Context
+from driftline_operator.health import InferenceLogHealth
+from driftline_operator.kube import Kube, KubeTemporaryError
+from driftline_operator.mlflow_rest import MlflowNotFoundError, MlflowRest, MlflowUnavailableError
+from driftline_operator.outcome import Outcome
+from driftline_operator.settings import OperatorSettings
+
+MD = (names.GROUP, names.VERSION, names.MODEL_DEPLOYMENTS)
+DP = (names.GROUP, names.VERSION, names.DRIFT_POLICIES)
+# Errors that mean "try again later", with the condition reason each is reported under.
+TEMPORARY: dict[type[Exception], str] = {
+    MlflowUnavailableError: "MlflowUnavailable",
+    MlflowNotFoundError: "ModelNotFound",
+    model_deployment.NoChampionError: "NoChampion",
+    drift_policy.ModelDeploymentMissingError: "ModelDeploymentNotFound",
+    KubeTemporaryError: "ApiServerUnavailable",
+}
+
+
+def now() -> datetime:
+    """The operator's clock (UTC)."""
+    return datetime.now(UTC)
+
+
+def build_registry(settings: OperatorSettings, kube: Kube) -> kopf.OperatorRegistry:
+    """Register every handler with the intervals and clients from ``settings``."""
+    registry = kopf.OperatorRegistry()
+    health = InferenceLogHealth(settings.health_log_store) if settings.health_log_store else None
+    context = Context(kube, MlflowRest(settings.mlflow_timeout_seconds), settings, health, now)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        """Keep kopf's own bookkeeping under driftline.dev/ and out of status."""
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=names.GROUP, key="last-handled-configuration"
+        )
+        settings.persistence.finalizer = names.FINALIZER
+        # Handler logs stay in the operator's log; Events are posted explicitly.
+        settings.posting.level = logging.ERROR
+        settings.execution.max_workers = 8
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """The same credentials as ``api_client()``: in-cluster, else the kubeconfig."""
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.create(*MD, registry=registry)
+    @kopf.on.update(*MD, registry=registry)
+    @kopf.on.resume(*MD, registry=registry)
+    def model_deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        """Spec or annotations changed (or the operator started): converge fully."""
+        _run(
+            memo,
+            body,
+            lambda fresh: model_deployment.reconcile(context, fresh, converge=True),
+        )
+
+    @kopf.timer(
+        *MD,
+        interval=settings.resolve_interval_seconds,
+        initial_delay=settings.resolve_interval_seconds,
+        registry=registry,
+    )
+    def model_deployment_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        """MLflow has no watch: re-resolve aliases; roll out only when something moved."""
+        _run(
+            memo,
+            body,
+            lambda fresh: model_deployment.reconcile(context, fresh, converge=False),
+        )
+
+    @kopf.on.create(*DP, registry=registry)
+    @kopf.on.update(*DP, registry=registry)
+    @kopf.on.resume(*DP, registry=registry)
+    @kopf.timer(*DP, interval=settings.drift_poll_seconds, registry=registry)
+    def drift_policy_reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        """Own the CronJob; account for finished checks and training Jobs."""
+        _run(memo, body, lambda fresh: drift_policy.reconcile_policy(kube, fresh, now()))
+
+    def _run(memo: kopf.Memo, body: kopf.Body, step: Callable[[dict[str, Any]], Outcome]) -> None:
+        # Handlers and the timer of one object run in worker threads: one at a time per object,
+        # each on a fresh read, since the body kopf passed may predate the previous one's write.
+        kind, namespace, name = body["kind"], body.metadata.namespace or "", body.metadata.name
+        lock = memo.setdefault("lock", threading.Lock())
+        with lock:
+            fresh = kube.get(kind, namespace, name or "")
+            if fresh is None:
+                return
+            try:
+                outcome = step(fresh)
+            except tuple(TEMPORARY) as exc:
+                reason = next(r for t, r in TEMPORARY.items() if isinstance(exc, t))
+                failed = degraded_status(fresh, reason, str(exc), now())
+                kube.patch_status(kind, namespace, name or "", failed)
+                _post(body, [("Warning", reason, str(exc))])
+                raise kopf.TemporaryError(str(exc), delay=settings.retry_delay_seconds) from exc
+            # Status is written here, inside the lock (not through kopf's patch after the
+            # handler returns), so the next run's fresh read already sees it.
+            kube.patch_status(kind, namespace, name or "", outcome.status)
+            _post(body, outcome.events)
+
+    return registry
+
+
+def _post(body: kopf.Body, events: list[tuple[str, str, str]]) -> None:
+    for kind, reason, message in events:
+        kopf.event(body, type=kind, reason=reason, message=message)
+
+
+def api_client() -> kubernetes.client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (``$KUBECONFIG``)."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    return kubernetes.client.ApiClient()
+
+
+def run(settings: OperatorSettings) -> None:
+    """Run the operator until it is stopped (blocking)."""
+    registry = build_registry(settings, Kube(api_client()))
+    kopf.configure(verbose=False)
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=(
+            f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+        ),
+    )

@@ -1,0 +1,167 @@
+"""Reconciling one ModelDeployment: resolve aliases, promote when asked, converge the children.
+
+Called by the wiring module for create, update, resume and the timer. It never writes ``spec``;
+it returns the status to write and the Events to post, and raises the error taxonomy of
+``mlflow_rest``/``kube`` for the wiring to map onto kopf.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from driftline_operator import names
+from driftline_operator.builders.children import desired_children
+from driftline_operator.conditions import (
+    DEGRADED,
+    PROGRESSING,
+    READY,
+    Condition,
+    set_conditions,
+)
+from driftline_operator.context import Context
+from driftline_operator.kube import Kube
+from driftline_operator.mlflow_rest import Aliases
+from driftline_operator.outcome import Event, Outcome
+from driftline_operator.promotion_flow import PromotionFlow
+
+
+class NoChampionError(Exception):
+    """The model has no ``champion`` alias yet: nothing to serve."""
+
+
+def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
+    """Resolve, promote, converge (or only refresh readiness when nothing moved)."""
+    spec, status = body["spec"], body.get("status") or {}
+    model = spec["model"]
+    aliases = ctx.mlflow.aliases(model["trackingUri"], model["name"])
+    events: list[Event] = []
+    promotion_status = dict(status.get("promotion") or {})
+    aliases = PromotionFlow(ctx, promotion_status, events).run(body, aliases)
+    if aliases.champion is None:
+        raise NoChampionError(f"model {model['name']!r} has no champion alias")
+    before = (
+        (status.get("champion") or {}).get("version"),
+        (status.get("challenger") or {}).get("version"),
+    )
+    moved = before != (aliases.champion, aliases.challenger)
+    generation = body["metadata"].get("generation", 0)
+    if converge or moved or status.get("observedGeneration") != generation:
+        deployments = _converge(ctx.kube, body, aliases)
+    else:
+        deployments = _read_deployments(ctx.kube, body, aliases)
+    events += _alias_events(before, aliases)
+    ready = {variant: _available(d) for variant, d in deployments.items()}
+    all_ready = all(ready.values())
+    percent = int(spec.get("traffic", {}).get("challengerPercent", 0))
+    conditions = set_conditions(
+        status.get("conditions"),
+        [
+            Condition(
+                READY,
+                all_ready,
+                "AllAvailable" if all_ready else "RolloutInProgress",
+                _ready_message(ready),
+            ),
+            Condition(
+                PROGRESSING,
+                not all_ready,
+                "RollingOut" if not all_ready else "RolloutComplete",
+                f"champion {aliases.champion}, challenger {aliases.challenger or '-'}",
+            ),
+            Condition(DEGRADED, False, "ReconcileSucceeded", "MLflow and the API server answered"),
+        ],
+        generation,
+        ctx.now(),
+    )
+    challenger = {"version": aliases.challenger, "ready": None, "trafficPercent": 0}
+    if aliases.challenger is not None:
+        challenger.update(ready=ready.get(names.CHALLENGER, False), trafficPercent=percent)
+    return Outcome(
+        {
+            "observedGeneration": generation,
+            "champion": {"version": aliases.champion, "ready": ready[names.CHAMPION]},
+            "challenger": challenger,
+            "promotion": promotion_status or None,
+            "conditions": conditions,
+        },
+        events,
+    )
+
+
+def _converge(kube: Kube, body: dict[str, Any], aliases: Aliases) -> dict[str, dict[str, Any]]:
+    """Apply every desired child, delete the ones that must not exist; returns Deployments."""
+    desired = desired_children(body, aliases.champion or "", aliases.challenger)
+    applied: dict[str, dict[str, Any]] = {}
+    for obj in desired.objects:
+        name = obj["metadata"]["name"]
+        result = kube.apply(obj, drop_replicas=name in desired.hpa_owned)
+        if obj["kind"] == "Deployment":
+            applied[result["metadata"]["name"]] = result
+    namespace = body["metadata"]["namespace"]
+    for kind, name in desired.absent:
+        kube.delete(kind, namespace, name)
+    return _by_variant(body["metadata"]["name"], applied)
+
+
+def _read_deployments(
+    kube: Kube, body: dict[str, Any], aliases: Aliases
+) -> dict[str, dict[str, Any]]:
+    md_name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    wanted = [names.variant_name(md_name, names.CHAMPION), names.router_name(md_name)]
+    if aliases.challenger is not None:
+        wanted.append(names.variant_name(md_name, names.CHALLENGER))
+    found = {name: kube.get("Deployment", namespace, name) or {} for name in wanted}
+    return _by_variant(md_name, found)
+
+
+def _by_variant(md_name: str, deployments: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    keys = {names.variant_name(md_name, v): v for v in names.VARIANTS}
+    keys[names.router_name(md_name)] = "router"
+    return {keys[name]: d for name, d in deployments.items() if name in keys}
+
+
+def _available(deployment: dict[str, Any]) -> bool:
+    """All desired replicas updated and available, as observed by the deployment controller."""
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    wanted = spec.get("replicas", 1)
+    generation = deployment.get("metadata", {}).get("generation", 0)
+    return bool(
+        status.get("observedGeneration", -1) >= generation
+        and status.get("updatedReplicas", 0) >= wanted
+        and status.get("availableReplicas", 0) >= wanted
+    )
+
+
+def _ready_message(ready: dict[str, bool]) -> str:
+    waiting = sorted(name for name, ok in ready.items() if not ok)
+    return "waiting for " + ", ".join(waiting) if waiting else "every variant is available"
+
+
+def _alias_events(before: tuple[str | None, str | None], aliases: Aliases) -> list[Event]:
+    champion_before, challenger_before = before
+    events: list[Event] = []
+    if champion_before is not None and champion_before != aliases.champion:
+        rolled_back = _as_int(aliases.champion) < _as_int(champion_before)
+        events.append(
+            (
+                "Normal",
+                "RolledBack" if rolled_back else "ChampionMoved",
+                f"champion {champion_before} -> {aliases.champion}; rolling out",
+            )
+        )
+    if challenger_before != aliases.challenger and aliases.challenger is not None:
+        events.append(
+            (
+                "Normal",
+                "ChallengerMoved",
+                f"challenger {challenger_before or '-'} -> {aliases.challenger}",
+            )
+        )
+    return events
+
+
+def _as_int(version: str | None) -> int:
+    try:
+        return int(version or 0)
+    except ValueError:
+        return 0

@@ -1,0 +1,17 @@
+"""What a reconcile returns to the wiring module: the status to write and Events to post."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# (Normal | Warning, CamelCase reason, message)
+Event = tuple[str, str, str]
+
+
+@dataclass
+class Outcome:
+    """A status patch (``None`` values delete a field) and the Events to post."""
+
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)

@@ -1,0 +1,74 @@
+"""Alias moves through ``driftline promote`` in a subprocess.
+
+Promotion must use ``driftline.registry.ModelRegistry`` (its check-and-set on the champion
+generation is what makes concurrent promotions move the alias once), and that needs the mlflow
+client. A child process pays its ~130 MB only while it runs, which keeps the operator's own
+RSS within budget.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from driftline_operator.mlflow_rest import MlflowUnavailableError
+
+# driftline_cli's exit codes: 6 a registry refusal (rejected, conflict), 7 MLflow unreachable.
+EXIT_REGISTRY = 6
+EXIT_MLFLOW = 7
+
+
+class PromotionRefusedError(Exception):
+    """The registry refused the move (rejected by the rule, a concurrent move, no challenger)."""
+
+
+@dataclass(frozen=True)
+class Promoted:
+    """What moved: champion before and after."""
+
+    previous: str | None
+    champion: str
+
+
+def promote(
+    tracking_uri: str,
+    model: str,
+    version: str,
+    promotion: dict[str, Any],
+    *,
+    force: bool,
+    timeout: float,
+) -> Promoted:
+    """Move ``champion`` to ``version`` (and clear ``challenger``); raise on refusal."""
+    argv = [
+        sys.executable,
+        "-m",
+        "driftline_cli.main",
+        "promote",
+        model,
+        "--version",
+        version,
+        "--metric",
+        str(promotion.get("metric", "roc_auc")),
+        "--min-delta",
+        str(promotion.get("minDelta", 0.005)),
+        "--tracking-uri",
+        tracking_uri,
+        "--json",
+    ]
+    if force:
+        argv.append("--force")
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise MlflowUnavailableError(f"driftline promote took over {timeout:g}s") from exc
+    message = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    if done.returncode == EXIT_MLFLOW:
+        raise MlflowUnavailableError(message)
+    if done.returncode != 0:
+        raise PromotionRefusedError(message)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return Promoted(result.get("previous_champion"), str(result.get("champion", version)))

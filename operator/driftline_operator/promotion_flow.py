@@ -1,0 +1,93 @@
+"""Promotion inside a ModelDeployment reconcile: the annotation (manual) and auto mode.
+
+A decision is recorded in ``status.promotion.lastDecision`` and posted as an Event only when it
+differs from the last one, so a challenger that keeps waiting does not flood the Event log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from driftline_operator import names, promoter
+from driftline_operator.conditions import rfc3339
+from driftline_operator.context import Context
+from driftline_operator.decisions import VariantHealth, decide_auto_promotion
+from driftline_operator.mlflow_rest import Aliases
+from driftline_operator.outcome import Event
+
+
+class PromotionFlow:
+    """One reconcile's promotion step; mutates ``status`` (status.promotion) and ``events``."""
+
+    def __init__(self, ctx: Context, status: dict[str, Any], events: list[Event]) -> None:
+        """``status`` is the promotion status to update in place; ``events`` collects Events."""
+        self._ctx = ctx
+        self._status = status
+        self._events = events
+
+    def run(self, body: dict[str, Any], aliases: Aliases) -> Aliases:
+        """Promote when asked by annotation or when auto criteria hold; returns the aliases."""
+        spec = body["spec"]
+        promotion = spec.get("promotion", {})
+        request = (body["metadata"].get("annotations") or {}).get(names.PROMOTE_ANNOTATION)
+        manual = request is not None and request.lower() not in ("", "false")
+        if manual and request != self._status.get("handledRequest"):
+            # The handled value lives in status: metadata stays as Git has it.
+            self._status["handledRequest"] = request
+            # A person asked: the offline rule is not re-checked (as `driftline promote --force`).
+            return self._move(spec, aliases, force=True, why="requested by annotation")
+        auto = promotion.get("mode") == "auto"
+        if not auto or aliases.challenger is None or aliases.challenger == aliases.champion:
+            return aliases
+        model = spec["model"]
+        metric = promotion.get("metric", "roc_auc")
+        uri, name = model["trackingUri"], model["name"]
+        champion_metric = self._ctx.mlflow.metric(uri, name, aliases.champion or "", metric)
+        challenger_metric = self._ctx.mlflow.metric(uri, name, aliases.challenger, metric)
+        health = VariantHealth(0, 0, None)
+        if self._ctx.health is not None:
+            window = 60.0 * float(promotion.get("windowMinutes", 60))
+            health = self._ctx.health.health(name, aliases.challenger, window)
+        decision, _ = decide_auto_promotion(promotion, champion_metric, challenger_metric, health)
+        if not decision.act:
+            self._record("Waiting", decision.reason, aliases, warn=False)
+            return aliases
+        return self._move(spec, aliases, force=False, why=decision.reason)
+
+    def _move(self, spec: dict[str, Any], aliases: Aliases, *, force: bool, why: str) -> Aliases:
+        if aliases.challenger is None:
+            self._record("Rejected", "no challenger to promote", aliases)
+            return aliases
+        model = spec["model"]
+        try:
+            moved = promoter.promote(
+                model["trackingUri"],
+                model["name"],
+                aliases.challenger,
+                spec.get("promotion", {}),
+                force=force,
+                timeout=self._ctx.settings.promote_timeout_seconds,
+            )
+        except promoter.PromotionRefusedError as exc:
+            self._record("Failed", str(exc), aliases)
+            return aliases
+        self._record("Promoted", why, aliases, warn=False)
+        return Aliases(moved.champion, None)
+
+    def _record(self, outcome: str, reason: str, aliases: Aliases, *, warn: bool = True) -> None:
+        last = self._status.get("lastDecision") or {}
+        if (last.get("outcome"), last.get("reason"), last.get("toVersion")) == (
+            outcome,
+            reason[:500],
+            aliases.challenger,
+        ):
+            return
+        self._status["lastDecision"] = {
+            "time": rfc3339(self._ctx.now()),
+            "outcome": outcome,
+            "reason": reason[:500],
+            "fromVersion": aliases.champion,
+            "toVersion": aliases.challenger,
+        }
+        kind = "Warning" if warn else "Normal"
+        self._events.append((kind, f"Promotion{outcome}", f"{aliases.challenger}: {reason}"[:1000]))

@@ -1,0 +1,37 @@
+"""Settings of the operator, read once at start-up (environment prefix ``DRIFTLINE_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """How often the operator looks at MLflow and its Jobs, and how it reaches them."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
+
+    resolve_interval_seconds: float = Field(
+        30.0, gt=0, description="MLflow has no watch: aliases are re-resolved this often."
+    )
+    drift_poll_seconds: float = Field(
+        15.0, gt=0, description="How often each DriftPolicy's Jobs are looked at."
+    )
+    retry_delay_seconds: float = Field(
+        15.0, gt=0, description="Back-off after a temporary error (MLflow or the API down)."
+    )
+    mlflow_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one MLflow call.")
+    promote_timeout_seconds: float = Field(
+        120.0, gt=0, description="Longest a `driftline promote` subprocess may take."
+    )
+    health_log_store: str | None = Field(
+        None,
+        description="Inference log URL read for auto promotion's online health; unset: auto"
+        " promotion waits.",
+    )
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty means the whole cluster."
+    )
+    liveness_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve kopf's liveness probe on this port."
+    )

@@ -1,0 +1,163 @@
+"""Pure builders of the operator: a call and assertions, no cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from driftline_operator.builders.children import desired_children, without_replicas
+from driftline_operator.builders.drift import (
+    build_drift_cronjob,
+    build_training_job,
+    training_job_name,
+)
+from driftline_operator.kube import KINDS
+from tests.kube.cluster import REPO_ROOT
+
+MD: dict[str, Any] = {
+    "apiVersion": "driftline.dev/v1alpha1",
+    "kind": "ModelDeployment",
+    "metadata": {"name": "income", "namespace": "ml", "uid": "u-1"},
+    "spec": {
+        "model": {"name": "adult-income", "trackingUri": "http://mlflow:5000",
+                  "credentialsSecretRef": {"name": "mlflow-creds"}},
+        "serving": {"image": "inf:1", "runtime": "onnx", "replicas": 2,
+                    "resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "512Mi"}}},
+        "traffic": {"challengerPercent": 10},
+        "logging": {"storeRef": {"secretName": "log-db"}},
+    },
+}  # fmt: skip
+DP: dict[str, Any] = {
+    "apiVersion": "driftline.dev/v1alpha1",
+    "kind": "DriftPolicy",
+    "metadata": {"name": "income-drift", "namespace": "ml", "uid": "u-2"},
+    "spec": {"modelDeploymentRef": {"name": "income"}, "schedule": "*/5 * * * *",
+             "window": {"lookback": "1h", "minSamples": 300},
+             "thresholds": {"psi": 0.3, "pValue": 0.01, "predictionPsi": 0.25},
+             "retrain": {"image": "trainer:1", "args": ["--folds", "2"]}},
+}  # fmt: skip
+
+
+def by_kind_name(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+
+def test_children_pin_versions_and_are_owned() -> None:
+    desired = desired_children(MD, "7", "8")
+    objects = by_kind_name(desired.objects)
+    assert set(objects) == {
+        ("Deployment", "income-champion"), ("Deployment", "income-challenger"),
+        ("Service", "income-champion"), ("Service", "income-challenger"),
+        ("ConfigMap", "income-split"), ("Deployment", "income-router"), ("Service", "income"),
+    }  # fmt: skip
+    for obj in desired.objects:
+        (owner,) = obj["metadata"]["ownerReferences"]
+        assert owner == {"apiVersion": "driftline.dev/v1alpha1", "kind": "ModelDeployment",
+                         "name": "income", "uid": "u-1", "controller": True,
+                         "blockOwnerDeletion": True}  # fmt: skip
+        assert obj["kind"] in KINDS
+    champion = objects[("Deployment", "income-champion")]
+    env = {e["name"]: e for e in champion["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DRIFTLINE_MODEL_VERSION"]["value"] == "7"
+    assert champion["spec"]["template"]["metadata"]["annotations"] == {
+        "driftline.dev/model-version": "7"
+    }
+    assert objects[("ConfigMap", "income-split")]["data"] == {"split_bps": "1000"}
+    assert desired.absent == [("HorizontalPodAutoscaler", "income-champion"),
+                              ("HorizontalPodAutoscaler", "income-challenger")]  # fmt: skip
+
+
+def test_pods_are_secure_and_secrets_only_by_reference() -> None:
+    for obj in desired_children(MD, "7", "8").objects:
+        if obj["kind"] != "Deployment":
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}} in pod["volumes"]
+        (container,) = pod["containers"]
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert security["allowPrivilegeEscalation"] is False
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+        for env in container["env"]:
+            if env["name"] in {"MLFLOW_TRACKING_PASSWORD", "DRIFTLINE_LOG_STORE"}:
+                assert "value" not in env and env["valueFrom"]["secretKeyRef"]["name"]
+
+
+def test_no_challenger_means_no_challenger_children_and_no_split() -> None:
+    desired = desired_children(MD, "7", None)
+    objects = by_kind_name(desired.objects)
+    assert ("Deployment", "income-challenger") not in objects
+    assert ("Deployment", "income-challenger") in desired.absent
+    assert objects[("ConfigMap", "income-split")]["data"] == {"split_bps": "0"}
+    router_args = objects[("Deployment", "income-router")]["spec"]["template"]["spec"][
+        "containers"
+    ][0]["args"]
+    assert "--challenger" not in router_args
+
+
+def test_autoscaling_adds_hpas_that_own_replicas() -> None:
+    scaling = {"minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 60}
+    serving = {**MD["spec"]["serving"], "autoscaling": scaling}
+    md = {**MD, "spec": {**MD["spec"], "serving": serving}}
+    desired = desired_children(md, "7", "8")
+    hpa = by_kind_name(desired.objects)[("HorizontalPodAutoscaler", "income-champion")]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "income-champion"
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+    assert desired.hpa_owned == {"income-champion", "income-challenger"}
+    deployment = by_kind_name(desired.objects)[("Deployment", "income-champion")]
+    assert "replicas" not in without_replicas(deployment)["spec"]
+    assert deployment["spec"]["replicas"] == 2
+
+
+def test_drift_cronjob_runs_live_check_with_policy_values() -> None:
+    cronjob = build_drift_cronjob(DP, MD["spec"])
+    spec = cronjob["spec"]
+    assert (spec["schedule"], spec["concurrencyPolicy"]) == ("*/5 * * * *", "Forbid")
+    assert spec["successfulJobsHistoryLimit"] == 3 and spec["failedJobsHistoryLimit"] == 3
+    container = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    pairs = dict(zip(args[4::2], args[5::2], strict=True))
+    assert args[:4] == ["drift-check", "--json", "--termination-log", "/dev/termination-log"]
+    assert pairs == {"--model": "adult-income", "--log-store": "$(DRIFTLINE_LOG_STORE)",
+                     "--lookback": "1h", "--min-samples": "300", "--psi-threshold": "0.3",
+                     "--p-value": "0.01", "--prediction-psi": "0.25",
+                     "--output-dir": "/tmp/drift"}  # fmt: skip
+    assert cronjob["metadata"]["ownerReferences"][0]["kind"] == "DriftPolicy"
+
+
+def test_training_job_is_named_after_its_trigger() -> None:
+    job = build_training_job(DP, MD["spec"], "income-drift-drift-29000000")
+    assert job["metadata"]["name"] == training_job_name(
+        "income-drift", "income-drift-drift-29000000"
+    )
+    assert job["metadata"]["name"] != training_job_name("income-drift", "other")
+    assert len(training_job_name("x" * 80, "t")) <= 63
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "train", "--register", "adult-income", "--alias", "challenger", "--json", "--folds", "2"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "crds").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_crd_field_has_a_description(path: Any) -> None:
+    crd = yaml.safe_load(path.read_text())
+    missing: list[str] = []
+
+    def walk(node: dict[str, Any], where: str) -> None:
+        if where.split(".")[-1] != "metadata" and "description" not in node:
+            missing.append(where)
+        for key, child in node.get("properties", {}).items():
+            walk(child, f"{where}.{key}")
+        if "items" in node:
+            walk(node["items"], f"{where}[]")
+
+    walk(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "")
+    assert missing == []
