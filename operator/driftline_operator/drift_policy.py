@@ -54,8 +54,9 @@ def reconcile_policy(kube: Kube, body: dict[str, Any], now: datetime) -> Outcome
     finished = _newest_finished(
         kube.select("Job", namespace, drift_labels(policy, names.COMPONENT_DRIFT))
     )
+    scores: dict[str, float] = {}
     if finished is not None and finished["metadata"]["name"] != last_check.get("job"):
-        last_check = _check_summary(kube, finished)
+        last_check, scores = _check_summary(kube, finished)
         if last_check["state"] == "Failed":
             events.append(("Warning", "DriftCheckFailed", last_check["reason"]))
         else:
@@ -83,6 +84,7 @@ def reconcile_policy(kube: Kube, body: dict[str, Any], now: datetime) -> Outcome
             ),
         },
         events,
+        scores,
     )
 
 
@@ -148,8 +150,11 @@ def _finished_state(job: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_summary(kube: Kube, job: dict[str, Any]) -> dict[str, Any]:
-    """``status.lastCheck`` from a finished drift Job and its Pod's termination message."""
+def _check_summary(kube: Kube, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """``status.lastCheck`` and the per-feature PSI, from a finished drift Job.
+
+    Both come from the summary in the Job's Pod's termination message.
+    """
     name = job["metadata"]["name"]
     state = _finished_state(job)
     finished_at = (job.get("status") or {}).get("completionTime") or rfc3339(
@@ -163,12 +168,18 @@ def _check_summary(kube: Kube, job: dict[str, Any]) -> dict[str, Any]:
         summary = None
     if state != "Succeeded" or not isinstance(summary, dict):
         detail = (message or "no termination message")[:300]
-        return {
+        failed = {
             **base,
             "state": "Failed",
             "drifted": None,
             "reason": f"drift check {name} failed: {detail}",
         }
+        return failed, {}
+    scores = {
+        str(f["name"]): float(f["psi"])
+        for f in summary.get("features", [])
+        if isinstance(f, dict) and isinstance(f.get("psi"), int | float)
+    }
     return {
         **base,
         "status": summary.get("status"),
@@ -177,7 +188,7 @@ def _check_summary(kube: Kube, job: dict[str, Any]) -> dict[str, Any]:
         "samples": int((summary.get("samples") or {}).get("current", 0)),
         "maxPsi": summary.get("max_psi"),
         "features": [f["name"] for f in summary.get("features", []) if f.get("drifted")][:10],
-    }
+    }, scores
 
 
 def _termination_message(kube: Kube, namespace: str, job: str) -> str | None:

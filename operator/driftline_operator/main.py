@@ -17,12 +17,14 @@ from typing import Any
 
 import kopf
 import kubernetes
+from prometheus_client import start_http_server
 
 from driftline_operator import drift_policy, model_deployment, names
 from driftline_operator.conditions import degraded_status
 from driftline_operator.context import Context
 from driftline_operator.health import InferenceLogHealth
 from driftline_operator.kube import Kube, KubeTemporaryError
+from driftline_operator.metrics import OperatorMetrics, operator_metrics
 from driftline_operator.mlflow_rest import MlflowNotFoundError, MlflowRest, MlflowUnavailableError
 from driftline_operator.outcome import Outcome
 from driftline_operator.settings import OperatorSettings
@@ -44,7 +46,9 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def build_registry(settings: OperatorSettings, kube: Kube) -> kopf.OperatorRegistry:
+def build_registry(
+    settings: OperatorSettings, kube: Kube, metrics: OperatorMetrics
+) -> kopf.OperatorRegistry:
     """Register every handler with the intervals and clients from ``settings``."""
     registry = kopf.OperatorRegistry()
     health = InferenceLogHealth(settings.health_log_store) if settings.health_log_store else None
@@ -109,18 +113,27 @@ def build_registry(settings: OperatorSettings, kube: Kube) -> kopf.OperatorRegis
             fresh = kube.get(kind, namespace, name or "")
             if fresh is None:
                 return
+            metrics.reconciles.labels(kind).inc()
             try:
                 outcome = step(fresh)
             except tuple(TEMPORARY) as exc:
                 reason = next(r for t, r in TEMPORARY.items() if isinstance(exc, t))
+                metrics.reconcile_errors.labels(kind, reason).inc()
                 failed = degraded_status(fresh, reason, str(exc), now())
                 kube.patch_status(kind, namespace, name or "", failed)
                 _post(body, [("Warning", reason, str(exc))])
                 raise kopf.TemporaryError(str(exc), delay=settings.retry_delay_seconds) from exc
+            except Exception:
+                metrics.reconcile_errors.labels(kind, "Unexpected").inc()
+                raise
             # Status is written here, inside the lock (not through kopf's patch after the
             # handler returns), so the next run's fresh read already sees it.
             kube.patch_status(kind, namespace, name or "", outcome.status)
             _post(body, outcome.events)
+            last_check = outcome.status.get("lastCheck") or {}
+            if last_check.get("drifted") is not None:
+                metrics.drift_detected.labels(namespace, name).set(int(last_check["drifted"]))
+            metrics.record_drift(namespace, name or "", outcome.drift_scores)
 
     return registry
 
@@ -141,7 +154,10 @@ def api_client() -> kubernetes.client.ApiClient:
 
 def run(settings: OperatorSettings) -> None:
     """Run the operator until it is stopped (blocking)."""
-    registry = build_registry(settings, Kube(api_client()))
+    metrics = operator_metrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, registry=metrics.registry)
+    registry = build_registry(settings, Kube(api_client()), metrics)
     kopf.configure(verbose=False)
     kopf.run(
         registry=registry,

@@ -15,3 +15,5 @@ class Outcome:
 
     status: dict[str, Any]
     events: list[Event] = field(default_factory=list)
+    # Per-feature PSI of a drift check read in this reconcile, exported as metrics.
+    drift_scores: dict[str, float] = field(default_factory=dict)

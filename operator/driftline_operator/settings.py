@@ -32,6 +32,9 @@ class OperatorSettings(BaseSettings):
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to watch; empty means the whole cluster."
     )
+    metrics_port: int | None = Field(
+        9090, ge=1, le=65535, description="Port of /metrics (Prometheus); unset: no endpoint."
+    )
     liveness_port: int | None = Field(
         None, ge=1, le=65535, description="Serve kopf's liveness probe on this port."
     )

@@ -97,6 +97,7 @@ class OperatorProcess:
     env_overrides: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    metrics_url: str = ""
 
     @property
     def log(self) -> Path:
@@ -104,12 +105,14 @@ class OperatorProcess:
 
     def start(self) -> None:
         self.starts += 1
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")},
             "KUBECONFIG": str(self.kubeconfig),
             **TEST_INTERVALS,
             "DRIFTLINE_LIVENESS_PORT": str(port),
+            "DRIFTLINE_METRICS_PORT": str(metrics_port),
             **self.env_overrides,
         }
         executable = Path(sys.executable).parent / "driftline"

@@ -9,10 +9,12 @@ import json
 import time
 from typing import Any
 
+import httpx
 import kubernetes
 import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import MlflowServer
 from tests.kube.cluster import REPO_ROOT, Kubectl
@@ -222,6 +224,14 @@ def test_mlflow_unreachable_degrades_and_leaves_deployments(
         5,
         "no MlflowUnavailable Event",
     )
+    errors = [
+        s.value
+        for family in text_string_to_metric_families(httpx.get(operator.metrics_url).text)
+        for s in family.samples
+        if s.name == "driftline_operator_reconcile_errors_total"
+        and s.labels == {"kind": "ModelDeployment", "reason": "MlflowUnavailable"}
+    ]
+    assert errors and errors[0] >= 1
 
 
 @pytest.mark.parametrize(

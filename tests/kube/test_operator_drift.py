@@ -12,8 +12,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import kubernetes
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import MlflowServer
 from tests.kube.cluster import Kubectl
@@ -128,6 +130,16 @@ def test_breach_trains_once_and_cooldown_holds_across_restart(
     )
     (training,) = training_jobs()
     assert dp["status"]["lastRetrain"]["job"] == training.metadata.name
+    # The scores of the check the operator read are exported for Prometheus.
+    samples = {
+        (s.name, s.labels.get("feature")): s.value
+        for family in text_string_to_metric_families(httpx.get(operator.metrics_url).text)
+        for s in family.samples
+        if s.labels.get("namespace") == namespace and s.labels.get("policy") == "income-drift"
+    }
+    assert samples[("driftline_drift_feature_psi", "age")] == 0.41
+    assert samples[("driftline_drift_max_psi", None)] == 0.41
+    assert samples[("driftline_drift_detected", None)] == 1.0
     train_args = training.spec.template.spec.containers[0].args
     assert train_args == ["train", "--register", model, "--alias", "challenger", "--json",
                           "--folds", "2"]  # fmt: skip

@@ -1,9 +1,9 @@
 """Grafana dashboards query only metrics the code exports.
 
-Metric names are collected from the real registries (the inference server's and the router's);
-each PromQL expression of every dashboard is reduced to the metric names it selects, and each
-name must exist (histograms with their ``_bucket``/``_sum``/``_count`` series). The operator and
-the drift-check job export no Prometheus metrics; the dashboards say so in text panels.
+Metric names are collected from the real registries (the inference server's, the router's and
+the operator's, which also carries the last drift scores); each PromQL expression of every
+dashboard is reduced to the metric names it selects, and each name must exist (histograms with
+their ``_bucket``/``_sum``/``_count`` series).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from driftline_operator.metrics import operator_metrics
 from driftline_serving.metrics import serving_metrics
 from driftline_serving.router import Router
 from driftline_serving.settings import RouterSettings
@@ -35,10 +36,11 @@ LABEL_VALUES = re.compile(r"label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)")
 
 
 def exported_metric_names() -> set[str]:
-    """Every series name the inference server and the router can expose."""
+    """Every series name the inference server, the router and the operator can expose."""
     registries = [
         serving_metrics().registry,
         Router(RouterSettings(champion_url="http://x")).registry,
+        operator_metrics().registry,
     ]
     names: set[str] = set()
     for registry in registries:
