@@ -18,6 +18,11 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--run-id", required=True, help="training run whose model to register")
         parser.add_argument("--alias", choices=["champion", "challenger"])
     parser.add_argument("model", nargs="?", help="registered model name (adult-income)")
+    if name in ("promote", "rollback"):
+        parser.add_argument(
+            "--deployment", metavar="MD", help="act on the model a ModelDeployment serves"
+        )
+        parser.add_argument("--namespace", "-n", help="namespace of --deployment")
     if name == "promote":
         parser.add_argument("--version", help="promote this version instead of the challenger")
         parser.add_argument("--metric", default="roc_auc", help="comparison metric (roc_auc)")
@@ -37,9 +42,18 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
     from driftline.registry import ModelRegistry, RegistryError
     from driftline.tracking import resolve_tracking
 
+    name = args.model or settings.model_name
+    if getattr(args, "deployment", None):
+        from driftline_cli.deployment_ref import model_of_deployment
+
+        try:
+            name, uri = model_of_deployment(args.deployment, args.namespace)
+        except ValueError as exc:
+            return fail(str(exc), EXIT_REGISTRY)
+        if not args.tracking_uri:
+            settings = settings.model_copy(update={"tracking_uri": uri})
     target = resolve_tracking(settings.tracking_uri, settings.home)
     registry = ModelRegistry(MlflowClient(target.uri, target.uri))
-    name = args.model or settings.model_name
     try:
         result, text = HANDLERS[args.command](registry, name, args)
     except (RegistryError, ValueError) as exc:

@@ -1,0 +1,53 @@
+"""`driftline promote|rollback --deployment MD`: alias moves named by a ModelDeployment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.conftest import MlflowServer
+from tests.kube.cluster import KubeCluster, Kubectl
+from tests.kube.operator_fixtures import Models, model_deployment
+from tests.kube.test_operator import apply
+
+
+def driftline(cluster: KubeCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    for name in ("MLFLOW_TRACKING_URI", "DRIFTLINE_TRACKING_URI"):
+        env.pop(name, None)
+    command = [str(Path(sys.executable).parent / "driftline"), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_promote_and_roll_back_by_model_deployment(
+    kube_cluster: KubeCluster,
+    kubectl: Kubectl,
+    namespace: str,
+    models: Models,
+    mlflow_server: MlflowServer,
+    crds: None,
+) -> None:
+    model = models.create("by-md", [0.90, 0.95])
+    models.registry().set_challenger(model, "2")
+    apply(kubectl, namespace, model_deployment("income", model, mlflow_server.uri))
+
+    promoted = driftline(
+        kube_cluster, "promote", "--deployment", "income", "-n", namespace, "--json"
+    )
+    assert promoted.returncode == 0, promoted.stderr
+    move = json.loads(promoted.stdout.strip().splitlines()[-1])
+    assert (move["model"], move["previous_champion"], move["champion"]) == (model, "1", "2")
+    assert models.aliases(model) == {"champion": "2"}
+
+    rolled = driftline(kube_cluster, "rollback", "--deployment", "income", "-n", namespace)
+    assert rolled.returncode == 0, rolled.stderr
+    assert models.aliases(model) == {"champion": "1"}
+
+    missing = driftline(kube_cluster, "promote", "--deployment", "nope", "-n", namespace)
+    assert missing.returncode == 6
+    assert missing.stderr.strip() == (
+        f"driftline: error: no ModelDeployment 'nope' in namespace '{namespace}'"
+    )
