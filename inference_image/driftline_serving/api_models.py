@@ -23,7 +23,9 @@ class PredictRequest(BaseModel):
         None,
         min_length=1,
         max_length=200,
-        description="Caller's id, echoed and logged; else the X-Request-ID header or a new id.",
+        pattern=r"^[\x21-\x7e]+$",
+        description="Caller's id (visible ASCII), echoed and logged; else the X-Request-ID "
+        "header or a new id.",
     )
     explain: bool = Field(False, description="Add the top feature contributions (XGBoost).")
 
@@ -32,7 +34,7 @@ class BatchRecord(BaseModel):
     """One record of a batch."""
 
     features: dict[str, FeatureValue] = Field(description="As in PredictRequest.features.")
-    request_id: str | None = Field(None, min_length=1, max_length=200)
+    request_id: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
 
 
 class BatchRequest(BaseModel):

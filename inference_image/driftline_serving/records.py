@@ -7,6 +7,7 @@ the offending field with its full path (``features.age``, ``records[3].features.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from driftline.schema import MISSING_CATEGORY, FeatureKind, FeatureSchema, Featu
 from driftline_serving.errors import InvalidInputError
 
 MAX_REQUEST_ID = 200
+# Request ids travel back in the X-Request-ID header: visible ASCII only, or the answer could
+# not be written at all (a control character aborted the connection instead of answering).
+REQUEST_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_REQUEST_ID}}}")
 REQUEST_KEYS = frozenset({"features", "request_id", "explain"})
 BATCH_KEYS = frozenset({"records", "explain"})
 RECORD_KEYS = frozenset({"features", "request_id"})
@@ -79,13 +83,20 @@ def check_keys(body: Any, allowed: frozenset[str], path: str = "") -> dict[str, 
     return body
 
 
+def valid_request_id(value: Any) -> bool:
+    """Whether a value can serve as a request id (and be echoed in a header)."""
+    return isinstance(value, str) and REQUEST_ID.fullmatch(value) is not None
+
+
 def request_id(value: Any, field: str, default: str | None) -> str:
     """The caller's request id, the header's, or a fresh one."""
     if value is None:
         return default or uuid.uuid4().hex
-    if not isinstance(value, str) or not value or len(value) > MAX_REQUEST_ID:
-        raise InvalidInputError(f"must be a string of 1 to {MAX_REQUEST_ID} characters", field)
-    return value
+    if not valid_request_id(value):
+        raise InvalidInputError(
+            f"must be 1 to {MAX_REQUEST_ID} visible ASCII characters (no spaces)", field
+        )
+    return str(value)
 
 
 def _join(path: str, name: str) -> str:

@@ -31,6 +31,7 @@ from prometheus_client import (
 
 from driftline_serving.errors import ServingError, UpstreamError
 from driftline_serving.http_body import read_limited
+from driftline_serving.records import valid_request_id
 from driftline_serving.settings import RouterSettings
 from driftline_serving.split import CHALLENGER, CHAMPION, choose, parse_split
 
@@ -230,4 +231,5 @@ def _body_request_id(body: bytes) -> str | None:
     except orjson.JSONDecodeError:
         return None  # the upstream answers 400 with the details
     value = parsed.get("request_id") if isinstance(parsed, dict) else None
-    return value if isinstance(value, str) and value else None
+    # An unusable id is not routed on (nor put in a header): the server rejects it with a 422.
+    return value if valid_request_id(value) else None

@@ -71,5 +71,9 @@ def test_batch_paths_and_top_level_keys(validator, features) -> None:
     assert caught.value.field == "extra"
     with pytest.raises(InvalidInputError):
         check_keys([1, 2], REQUEST_KEYS)
-    with pytest.raises(InvalidInputError, match="1 to 200"):
-        validator.record({"features": features | {"sex": "Male"}, "request_id": ""}, "", None)
+    for bad_id in ("", "\x1f", "a b", "café", "x" * 201, 7):
+        with pytest.raises(InvalidInputError, match="1 to 200 visible ASCII") as caught:
+            validator.record(
+                {"features": features | {"sex": "Male"}, "request_id": bad_id}, "", None
+            )
+        assert caught.value.field == "request_id"
