@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline_cli.output import emit, fail
+from driftline_cli.output import emit, fail, write_termination_log
 from driftline_cli.settings import CliSettings
 
 if TYPE_CHECKING:
@@ -101,7 +101,9 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
     if isinstance(outcome, int):
         return outcome
     if args.command == "drift-check":
-        if args.termination_log and not _write_termination_log(args, outcome.summary):
+        if args.termination_log and not write_termination_log(
+            outcome.summary, args.termination_log
+        ):
             return 1
         emit(outcome.printed(), args.json, _text(outcome))
         return 0
@@ -224,7 +226,7 @@ def _retrain(args: argparse.Namespace, settings: CliSettings, outcome: CheckOutc
         )
     if args.termination_log:
         brief = {k: v for k, v in result.items() if k not in {"metrics", "report"}}
-        if not _write_termination_log(args, brief):
+        if not write_termination_log(brief, args.termination_log):
             return 1
     text = _text(outcome) + (
         f"\nregistered {result['model_name']} version {result['version']} as {CHALLENGER}"
@@ -233,17 +235,6 @@ def _retrain(args: argparse.Namespace, settings: CliSettings, outcome: CheckOutc
     )
     emit(result, args.json, text)
     return 0
-
-
-def _write_termination_log(args: argparse.Namespace, content: dict[str, Any]) -> bool:
-    from driftline_training.drift_check import write_termination_log
-
-    try:
-        write_termination_log(content, args.termination_log)
-    except OSError as exc:
-        fail(f"cannot write the termination log: {exc}", 1)
-        return False
-    return True
 
 
 def _text(outcome: CheckOutcome) -> str:

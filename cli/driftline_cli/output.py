@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -20,3 +21,16 @@ def emit(result: dict[str, Any], as_json: bool, text: str) -> None:
         print(json.dumps(result, sort_keys=True, default=str))
     else:
         print(text)
+
+
+def write_termination_log(content: dict[str, Any], path: Path) -> bool:
+    """Write a JSON summary where Kubernetes reads a container's termination message.
+
+    On failure, print the one-line error and return False (the caller exits non-zero).
+    """
+    try:
+        path.write_text(json.dumps(content, sort_keys=True, default=str))
+    except OSError as exc:
+        fail(f"cannot write the termination log: {exc}", 1)
+        return False
+    return True

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline_cli.output import emit, fail
+from driftline_cli.output import emit, fail, write_termination_log
 from driftline_cli.settings import CliSettings
 
 if TYPE_CHECKING:
@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     """Arguments of ``driftline train``."""
     add_training_arguments(parser)
+    parser.add_argument(
+        "--termination-log",
+        type=Path,
+        help="also write model, version and test AUC-ROC here (a Job's termination message)",
+    )
     parser.add_argument(
         "--schema",
         type=Path,
@@ -66,6 +71,15 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
     if isinstance(result, int):
         return result
     emit(result, args.json, _summary(result))
+    if args.termination_log:
+        brief = {
+            "model_name": result["model_name"],
+            "version": result["version"],
+            "run_id": result["run_id"],
+            "roc_auc": result["metrics"]["roc_auc"],
+        }
+        if not write_termination_log(brief, args.termination_log):
+            return 1
     return 0
 
 

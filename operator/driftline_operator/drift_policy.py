@@ -134,8 +134,25 @@ def _training_state(
     if state is None:
         return last_retrain
     kind = "Normal" if state == "Succeeded" else "Warning"
-    events.append((kind, f"Training{state}", f"training Job {last_retrain['job']} {state.lower()}"))
-    return {**last_retrain, "state": state}
+    done = {**last_retrain, "state": state}
+    message = f"training Job {last_retrain['job']} {state.lower()}"
+    if state == "Succeeded":
+        # `driftline train --termination-log` leaves the version it registered.
+        version = _registered_version(_termination_message(kube, namespace, last_retrain["job"]))
+        if version is not None:
+            done["registeredVersion"] = version
+            message += f": registered version {version} as challenger"
+    events.append((kind, f"Training{state}", message))
+    return done
+
+
+def _registered_version(message: str | None) -> str | None:
+    try:
+        summary = json.loads(message) if message else None
+    except ValueError:
+        return None
+    version = summary.get("version") if isinstance(summary, dict) else None
+    return str(version) if version is not None else None
 
 
 def _newest_finished(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:

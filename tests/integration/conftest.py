@@ -66,11 +66,17 @@ def driftline_module(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture(scope="session")
-def champion_run(driftline_module) -> dict:
-    """The reference run: seed 42, 5-fold CV, registered as champion of `adult-income`."""
-    result = driftline_module("train", "--alias", "champion", "--json")
+def champion_run(driftline_module, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The reference run: seed 42, 5-fold CV, registered as champion of `adult-income`.
+
+    Also carries what it wrote with ``--termination-log`` (as a training Job would).
+    """
+    log = tmp_path_factory.mktemp("termination") / "train"
+    result = driftline_module(
+        "train", "--alias", "champion", "--json", "--termination-log", str(log)
+    )
     assert result.code == 0, result.stderr
-    return result.json
+    return {**result.json, "termination_log": json.loads(log.read_text())}
 
 
 @pytest.fixture(scope="session")

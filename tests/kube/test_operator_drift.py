@@ -142,15 +142,17 @@ def test_breach_trains_once_and_cooldown_holds_across_restart(
     assert samples[("driftline_drift_detected", None)] == 1.0
     train_args = training.spec.template.spec.containers[0].args
     assert train_args == ["train", "--register", model, "--alias", "challenger", "--json",
-                          "--folds", "2"]  # fmt: skip
+                          "--termination-log", "/dev/termination-log", "--folds", "2"]  # fmt: skip
     assert training.metadata.owner_references[0].kind == "DriftPolicy"
 
-    finish_pod(core, namespace, training.metadata.name, "")
-    wait_status(
+    trained = {"model_name": model, "version": "7", "run_id": "r", "roc_auc": 0.93}
+    finish_pod(core, namespace, training.metadata.name, json.dumps(trained))
+    dp = wait_status(
         api_client, namespace, "driftpolicies", "income-drift",
         lambda o: o["status"]["lastRetrain"]["state"] == "Succeeded",
         30, "the training outcome was not recorded",
     )  # fmt: skip
+    assert dp["status"]["lastRetrain"]["registeredVersion"] == "7"
 
     operator.restart()
     run_drift_job(batch, core, namespace, cronjob, "drift-2", BREACH)

@@ -142,7 +142,8 @@ def test_training_job_is_named_after_its_trigger() -> None:
     assert len(training_job_name("x" * 80, "t")) <= 63
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
-        "train", "--register", "adult-income", "--alias", "challenger", "--json", "--folds", "2"
+        "train", "--register", "adult-income", "--alias", "challenger", "--json",
+        "--termination-log", "/dev/termination-log", "--folds", "2",
     ]  # fmt: skip
 
 

@@ -8,12 +8,11 @@ reference. Live: a window of the inference log against the ``baseline.json`` and
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -188,11 +187,6 @@ def write_report(report: DriftReport, folder: Path) -> tuple[Path, Path]:
     except OSError as exc:
         raise ReportWriteError(f"cannot write the report to {folder}: {exc}") from exc
     return json_path, html_path
-
-
-def write_termination_log(summary: dict[str, Any], path: Path) -> None:
-    """Write the summary where Kubernetes reads a container's termination message."""
-    path.write_text(json.dumps(summary, sort_keys=True))
 
 
 def parse_duration(text: str) -> float:

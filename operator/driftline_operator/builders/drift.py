@@ -113,6 +113,8 @@ def build_training_job(dp: dict[str, Any], md_spec: dict[str, Any], trigger: str
         "--alias",
         names.CHALLENGER,
         "--json",
+        "--termination-log",
+        TERMINATION_LOG,
         *retrain.get("args", []),
     ]
     container = _container(
