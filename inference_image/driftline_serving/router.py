@@ -3,8 +3,8 @@
 The variant is chosen by ``split.choose`` on the request id (``X-Request-ID`` header, else
 ``request_id`` in the body, else a new id that is added to the forwarded request and the answer).
 The split can change at run time through a watched file (a mounted ConfigMap). Connections to
-the upstreams are pooled and kept alive. When the challenger cannot be reached its request goes
-to the champion, and that is counted.
+the upstreams are pooled and kept alive (``upstream.UpstreamPool``). When the challenger cannot
+be reached its request goes to the champion, and that is counted.
 
 A plain ASGI app rather than FastAPI: the router adds a network hop to every request, and the
 framework's routing and request objects cost more than the hashing and forwarding themselves.
@@ -19,7 +19,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
-import aiohttp
 import orjson
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,6 +33,7 @@ from driftline_serving.http_body import read_limited
 from driftline_serving.records import valid_request_id
 from driftline_serving.settings import RouterSettings
 from driftline_serving.split import CHALLENGER, CHAMPION, choose, parse_split
+from driftline_serving.upstream import UpstreamPool, UpstreamUnavailable
 
 logger = logging.getLogger("driftline.router")
 FORWARDED = frozenset({"/predict", "/predict/batch"})
@@ -96,7 +96,10 @@ class Router:
         self.upstreams = {CHAMPION: settings.champion_url.rstrip("/")}
         if settings.challenger_url:
             self.upstreams[CHALLENGER] = settings.challenger_url.rstrip("/")
-        self.client: aiohttp.ClientSession | None = None
+        self.pools = {
+            variant: UpstreamPool(url, settings.max_connections, settings.upstream_timeout_seconds)
+            for variant, url in self.upstreams.items()
+        }
         self._watcher: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -131,11 +134,6 @@ class Router:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                connector = aiohttp.TCPConnector(
-                    limit=self.settings.max_connections, keepalive_timeout=60
-                )
-                timeout = aiohttp.ClientTimeout(total=self.settings.upstream_timeout_seconds)
-                self.client = aiohttp.ClientSession(connector=connector, timeout=timeout)
                 self._watcher = asyncio.create_task(
                     _watch(self.split, self.settings.split_poll_seconds)
                 )
@@ -145,8 +143,8 @@ class Router:
                     self._watcher.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._watcher
-                if self.client is not None:
-                    await self.client.close()
+                for pool in self.pools.values():
+                    await pool.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -160,14 +158,14 @@ class Router:
         path = scope["path"]
         try:
             status, content = await self._post(variant, path, body, request_id)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except UpstreamUnavailable as exc:
             if variant == CHAMPION:
                 raise UpstreamError(f"champion unreachable: {exc}") from exc
             self.fallbacks.inc()
             variant = CHAMPION
             try:
                 status, content = await self._post(CHAMPION, path, body, request_id)
-            except (aiohttp.ClientError, TimeoutError) as again:
+            except UpstreamUnavailable as again:
                 raise UpstreamError(f"no variant reachable: {again}") from again
         self.requests.labels(variant).inc()
         extra = [(b"x-request-id", request_id.encode()), (b"x-driftline-variant", variant.encode())]
@@ -176,12 +174,8 @@ class Router:
     async def _post(
         self, variant: str, path: str, body: bytes, request_id: str
     ) -> tuple[int, bytes]:
-        assert self.client is not None, "the router serves only after startup"
         headers = {"content-type": "application/json", "x-request-id": request_id}
-        async with self.client.post(
-            self.upstreams[variant] + path, data=body, headers=headers
-        ) as answer:
-            return answer.status, await answer.read()
+        return await self.pools[variant].post(path, body, headers)
 
 
 def create_router(settings: RouterSettings) -> Router:

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -295,6 +296,10 @@ def test_router_is_deterministic_and_follows_a_hot_split_change(
             client.post("/predict", json={"features": record}).json()["variant"] for _ in range(20)
         ]
         assert set(answers) == {"challenger"}
+        # uvicorn closes connections idle for 5 s: the router's pooled one is stale by now and
+        # the request must go through on a fresh connection.
+        time.sleep(6)
+        assert client.post("/predict", json={"features": record}).status_code == 200
         assert "driftline_router_split_bps 10000.0" in client.get("/metrics").text
 
 
