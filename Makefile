@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 # Pure modules: no Kubernetes, kopf or MLflow imports, fully typed.
 PURE := shared/driftline/schema.py shared/driftline/validation.py shared/driftline/stattests.py \
         shared/driftline/skew.py shared/driftline/baseline.py shared/driftline/promotion.py \
-        shared/driftline/tracking.py shared/driftline/artifacts.py shared/driftline/drift.py \
+        shared/driftline/tracking.py shared/driftline/tracking_settings.py \
+        shared/driftline/artifacts.py shared/driftline/drift.py \
         shared/driftline/drift_compare.py shared/driftline/drift_report.py \
         trainer_image/driftline_training/metrics.py trainer_image/driftline_training/pipeline.py \
         operator/driftline_operator/names.py operator/driftline_operator/conditions.py \

@@ -5,8 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from driftline.tracking_settings import TrackingSettings
 
 
 class Runtime(StrEnum):
@@ -16,20 +18,12 @@ class Runtime(StrEnum):
     NATIVE = "native"
 
 
-class ServingSettings(BaseSettings):
+class ServingSettings(TrackingSettings):
     """One model version served by one process."""
-
-    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
 
     model_name: str = Field("adult-income", description="Registered model to serve.")
     model_version: str | None = Field(None, description="Version to serve (wins over alias).")
     model_alias: str = Field("champion", description="Alias resolved at start when no version.")
-    tracking_uri: str | None = Field(
-        None,
-        validation_alias=AliasChoices("DRIFTLINE_TRACKING_URI", "MLFLOW_TRACKING_URI"),
-        description="MLflow server; unset means the embedded store under `home`.",
-    )
-    home: Path = Field(Path(".driftline"), description="Embedded MLflow store folder.")
     model_dir: Path | None = Field(
         None, description="Read already fetched model files from here instead of MLflow."
     )

@@ -49,16 +49,11 @@ def build_pipeline(schema: FeatureSchema, params: XGBParams, seed: int, threads:
         ],
         verbose_feature_names_out=True,
     )
+    hyper = params.as_dict()
+    # XGBoost reads 0 as "stop after 0 rounds without progress"; None turns early stopping off.
+    hyper["early_stopping_rounds"] = params.early_stopping_rounds or None
     classifier = XGBClassifier(
-        n_estimators=params.n_estimators,
-        learning_rate=params.learning_rate,
-        max_depth=params.max_depth,
-        min_child_weight=params.min_child_weight,
-        subsample=params.subsample,
-        colsample_bytree=params.colsample_bytree,
-        reg_lambda=params.reg_lambda,
-        gamma=params.gamma,
-        early_stopping_rounds=params.early_stopping_rounds or None,
+        **hyper,
         eval_metric="logloss",
         tree_method="hist",
         random_state=seed,
