@@ -55,7 +55,11 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         files.add_argument("--reference", type=Path, help="reference CSV/Parquet (training data)")
         files.add_argument("--current", type=Path, help="current CSV/Parquet to compare")
         files.add_argument("--schema", type=Path, help="feature_schema.json (default: inferred)")
-        files.add_argument("--target", help="label column to leave out of the comparison")
+        files.add_argument(
+            "--target",
+            help="label column left out of the comparison (default: the schema's target, else"
+            " the trainer's, income, when present; '' compares every column)",
+        )
         files.add_argument("--prediction-column", help="probability column present in both")
         files.add_argument("--bins", type=int, default=10, help="quantile bins (10)")
         files.add_argument("--sample-size", type=int, default=5000, help="KS sample (5000)")
@@ -153,11 +157,12 @@ def _check(args: argparse.Namespace, settings: CliSettings, files_mode: bool) ->
 
 
 def _files(args: argparse.Namespace) -> DriftInputs:
+    from driftline_training.adult import TARGET
     from driftline_training.drift_check import FilesOptions, files_inputs
 
     options = FilesOptions(
         schema=args.schema,
-        target=args.target,
+        target=TARGET if args.target is None else args.target or None,
         prediction_column=args.prediction_column,
         bins=args.bins,
         sample_size=args.sample_size,
@@ -243,9 +248,18 @@ def _text(outcome: CheckOutcome) -> str:
     if s["features"]:
         lines.append(f"{'FEATURE':<20} {'TEST':<6} {'PSI':>8} {'P (BH)':>10}  DRIFT")
         for f in s["features"]:
+            if "note" in f:
+                lines.append(f"{f['name']:<20} not testable: {f['note']}")
+                continue
             p = "-" if f["p_adjusted"] is None else f"{f['p_adjusted']:.2g}"
             flag = "yes" if f["drifted"] else "no"
             lines.append(f"{f['name']:<20} {f['test']:<6} {f['psi']:>8.4f} {p:>10}  {flag}")
+            if "missing" in f:
+                m = f["missing"]
+                lines.append(
+                    f"{'':<20} missing {m['reference']:.1%} -> {m['current']:.1%},"
+                    f" p (BH) {m['p_adjusted']:.2g}"
+                )
     prediction = s["prediction"]
     if prediction["checked"]:
         lines.append(

@@ -10,9 +10,13 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from driftline_cli.output import fail
+
+EXIT_USAGE = 2
+EXIT_UNEXPECTED = 1
 
 # Subcommand -> module defining ``add_arguments(parser)`` and ``run(args, settings) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,7 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # MLflow's INFO lines (database migrations, run links) drown the command's own output;
     # MLflow reads this variable when it configures its loggers on import.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    settings = CliSettings()
+    try:
+        settings = CliSettings()
+    except ValueError as exc:
+        return fail(f"settings: {_first_line(exc)}", EXIT_USAGE)
     if args.tracking_uri:
         settings = settings.model_copy(update={"tracking_uri": args.tracking_uri})
     module = importlib.import_module(COMMANDS[args.command][0])
@@ -74,6 +81,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(args, settings))
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+    except Exception as exc:
+        # The last rung of the taxonomy: whatever a command did not foresee is still one line.
+        if settings.debug:
+            traceback.print_exc()
+        return fail(
+            f"unexpected {type(exc).__name__}: {_first_line(exc)}"
+            " (DRIFTLINE_DEBUG=1 prints the traceback)",
+            EXIT_UNEXPECTED,
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no message"
 
 
 if __name__ == "__main__":

@@ -18,3 +18,4 @@ class CliSettings(TrackingSettings):
     )
     experiment: str = Field("driftline-training", description="MLflow experiment of training runs.")
     model_name: str = Field("adult-income", description="Registered model name.")
+    debug: bool = Field(False, description="Print the traceback of an unexpected error.")

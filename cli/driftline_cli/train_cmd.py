@@ -133,7 +133,8 @@ def execute_training(job: TrainJob, settings: CliSettings) -> dict[str, Any] | i
     try:
         return train_and_register(job, target, registry)
     except DataValidationError as exc:
-        print(str(exc), file=sys.stderr)
+        if "\n" in str(exc):
+            print(str(exc), file=sys.stderr)  # the whole validation report, then its first line
         return fail(str(exc), exc.exit_code)
     except TrainingError as exc:
         return fail(str(exc), exc.exit_code)

@@ -16,7 +16,8 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from driftline.schema import FeatureKind, FeatureSchema, to_model_frame
+from driftline.coercion import to_model_frame
+from driftline.schema import FeatureKind, FeatureSchema
 
 BASELINE_VERSION = 1
 
@@ -65,7 +66,12 @@ class Baseline(BaseModel):
 
 
 def quantile_edges(values: npt.NDArray[np.float64], bins: int) -> npt.NDArray[np.float64]:
-    """Interior quantile edges of ``bins`` bins; ties collapse, so discrete data has fewer bins."""
+    """Interior quantile edges of ``bins`` bins; ties collapse, so discrete data has fewer bins.
+
+    No values give no edges: one bin holds everything.
+    """
+    if values.size == 0:
+        return np.empty(0, dtype=np.float64)
     # "lower" keeps edges on observed values, so ties in discrete data collapse cleanly.
     quantiles = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1], method="lower")
     return np.unique(quantiles)

@@ -28,6 +28,7 @@ from driftline.drift_report import (
     DriftStatus,
     DriftThresholds,
     FeatureDrift,
+    MissingShare,
     PredictionDrift,
 )
 from driftline.schema import FeatureKind
@@ -49,7 +50,7 @@ def check_drift(
     *,
     prediction_note: str = "no predicted probabilities were given",
 ) -> DriftReport:
-    """Compare ``current`` (a model frame, see ``schema.to_model_frame``) with ``baseline``.
+    """Compare ``current`` (a model frame, see ``coercion.to_model_frame``) with ``baseline``.
 
     ``probabilities`` are the predicted probabilities of the same rows, or None when there is
     no model (``prediction_note`` then says why in the report).
@@ -83,7 +84,7 @@ def check_drift(
         thresholds=thresholds,
         features=features,
         prediction=prediction,
-        max_psi=max((f.psi for f in features), default=None),
+        max_psi=max((f.psi for f in features if f.testable), default=None),
     )
 
 
@@ -111,11 +112,15 @@ def _feature_drift(
         counts = category_counts(current[name])
         result = compare_categorical(categorical, counts, alpha=alpha, psi_threshold=psi)
         compared.append((name, FeatureKind.CATEGORICAL, result))
+    # One Benjamini-Hochberg family: each feature's test, then each missing-share test.
     p_values = [c.test.p_value if c.test else np.nan for _, _, c in compared]
-    adjusted = benjamini_hochberg(p_values)
+    p_values += [c.missing.p_value if c.missing else np.nan for _, _, c in compared]
+    adjusted = benjamini_hochberg(p_values).tolist()
     out = []
-    for (name, kind, c), p_adjusted in zip(compared, adjusted.tolist(), strict=True):
-        significant = not np.isnan(p_adjusted) and p_adjusted <= thresholds.p_value
+    for (name, kind, c), p_adjusted, p_missing in zip(
+        compared, adjusted[: len(compared)], adjusted[len(compared) :], strict=True
+    ):
+        significant = any(not np.isnan(p) and p <= alpha for p in (p_adjusted, p_missing))
         out.append(
             FeatureDrift(
                 name=name,
@@ -129,9 +134,23 @@ def _feature_drift(
                 drifted=c.psi.drifted and significant,
                 current_count=c.count,
                 bins=c.bins,
+                missing=_missing_share(c, p_missing),
+                note=c.untestable,
             )
         )
     return tuple(out)
+
+
+def _missing_share(c: Comparison, p_adjusted: float) -> MissingShare | None:
+    if c.missing is None:
+        return None
+    missing_bin = c.bins[-1]
+    return MissingShare(
+        reference=missing_bin.reference,
+        current=missing_bin.current,
+        p_value=c.missing.p_value,
+        p_adjusted=None if np.isnan(p_adjusted) else p_adjusted,
+    )
 
 
 def _prediction_drift(
@@ -167,18 +186,32 @@ def _prediction_drift(
 def _reason(
     features: tuple[FeatureDrift, ...], prediction: PredictionDrift, thresholds: DriftThresholds
 ) -> str:
-    ranked = sorted(features, key=lambda f: -f.psi)
-    drifted = [f.name for f in ranked if f.drifted]
+    ranked = sorted((f for f in features if f.testable), key=lambda f: -f.psi)
+    drifted = [_named(f, thresholds.p_value) for f in ranked if f.drifted]
     parts = []
     if drifted:
         shown = ", ".join(drifted[:REASON_NAMES]) + (", ..." if len(drifted) > REASON_NAMES else "")
         parts.append(f"{len(drifted)} of {len(features)} features drifted ({shown})")
     if prediction.drifted:
         parts.append(f"predictions drifted (PSI {prediction.psi:.3f})")
-    if parts:
-        return "; ".join(parts)
-    top = f"max PSI {ranked[0].psi:.3f} on {ranked[0].name}" if ranked else "no features"
-    loud = [f.name for f in ranked if f.psi > thresholds.psi]
-    if loud:
-        top += f"; PSI above {thresholds.psi} but not significant: {', '.join(loud[:REASON_NAMES])}"
-    return f"no drift ({top})"
+    if not parts:
+        top = f"max PSI {ranked[0].psi:.3f} on {ranked[0].name}" if ranked else "no features"
+        loud = [f.name for f in ranked if f.psi > thresholds.psi]
+        if loud:
+            top += (
+                f"; PSI above {thresholds.psi} but not significant: "
+                f"{', '.join(loud[:REASON_NAMES])}"
+            )
+        parts.append(f"no drift ({top})")
+    untested = [f"{f.name} ({f.note})" for f in features if f.note]
+    if untested:
+        parts.append("not testable: " + ", ".join(untested[:REASON_NAMES]))
+    return "; ".join(parts)
+
+
+def _named(feature: FeatureDrift, alpha: float) -> str:
+    """The feature's name, with its missing share when that test is what flagged it."""
+    missing = feature.missing
+    if missing is None or missing.p_adjusted is None or missing.p_adjusted > alpha:
+        return feature.name
+    return f"{feature.name}: missing {missing.reference:.1%} -> {missing.current:.1%}"

@@ -19,24 +19,40 @@ import pandas as pd
 
 from driftline.baseline import CategoricalReference, NumericReference
 from driftline.drift_report import BinShare
-from driftline.stattests import TestResult, chi2_counts_test, ks_test, psi_test
+from driftline.schema import MISSING_CATEGORY
+from driftline.stattests import (
+    TestResult,
+    chi2_counts_test,
+    ks_test,
+    missing_share_test,
+    psi_test,
+)
 
 # Label of the bucket holding the categories the baseline never saw.
 UNSEEN_BUCKET = "(unseen)"
 MISSING_BIN = "(missing)"
+# Why a variable was not tested; a reference with no values has nothing to compare against.
+NO_REFERENCE_VALUES = "the reference has no values"
+NO_CURRENT_ROWS = "the current data has no rows"
 # A report lists at most this many categories of one feature; the rest are summed in one row.
 MAX_REPORTED_CATEGORIES = 30
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One variable against its baseline: PSI, a test (None: no values to test) and the shares."""
+    """One variable against its baseline: PSI, a test (None: no values to test) and the shares.
+
+    ``missing`` tests the missing share on its own (numeric variables with nulls on either
+    side); ``untestable`` says why ``test`` is None when it is.
+    """
 
     psi: TestResult
     test: TestResult | None
     reference: dict[str, str]
     count: int
     bins: tuple[BinShare, ...]
+    missing: TestResult | None = None
+    untestable: str = ""
 
 
 def compare_numeric(
@@ -63,15 +79,27 @@ def compare_numeric(
     kept = 1.0 - baseline.null_fraction
     reference = np.append(np.asarray(baseline.proportions) * kept, baseline.null_fraction)
     described = {"psi": f"{where}.bins ({len(baseline.proportions)})"}
-    if ordered.size and baseline.sample:
-        test: TestResult | None = ks_test(baseline.sample, ordered, alpha)
+    rows = baseline.count / max(kept, 1e-12)
+    test: TestResult | None = None
+    missing: TestResult | None = None
+    untestable = ""
+    if not baseline.count:
+        untestable = NO_REFERENCE_VALUES
+    elif not array.size:
+        untestable = NO_CURRENT_ROWS
+    elif ordered.size and baseline.sample:
+        test = ks_test(baseline.sample, ordered, alpha)
         described["ks"] = f"{where}.sample ({len(baseline.sample)})"
-    elif array.size and baseline.count:
-        rows = baseline.count / max(kept, 1e-12)
+        absent = array.size - ordered.size
+        if baseline.null_fraction or absent:
+            missing = missing_share_test(
+                [round(rows - baseline.count), baseline.count], [absent, ordered.size], alpha
+            )
+            described["missing_share"] = f"{where}.null_fraction x count ({round(rows)})"
+    else:
+        # The current values are all missing: the bins with the missing bin say so.
         test = chi2_counts_test(np.rint(reference * rows), current * array.size, alpha)
         described["chi2"] = f"{where}.bins x count ({round(rows)})"
-    else:
-        test = None
     labels = [*_bin_labels(edges), MISSING_BIN]
     return Comparison(
         psi=psi_test(reference, current, psi_threshold),
@@ -79,6 +107,8 @@ def compare_numeric(
         reference=described,
         count=int(ordered.size),
         bins=_shares(labels, reference, current, limit=None),
+        missing=missing,
+        untestable=untestable,
     )
 
 
@@ -105,9 +135,20 @@ def compare_categorical(
     reference = np.array([baseline.proportions[c] for c in categories] + [0.0])
     total = current_counts.sum()
     current = current_counts / max(1.0, total)
+    untestable = ""
+    if set(categories) <= {MISSING_CATEGORY}:
+        untestable = NO_REFERENCE_VALUES
+    elif not total:
+        untestable = NO_CURRENT_ROWS
+    test = (
+        None
+        if untestable
+        else chi2_counts_test(np.rint(reference * baseline.count), current_counts, alpha)
+    )
     return Comparison(
         psi=psi_test(reference, current, psi_threshold),
-        test=chi2_counts_test(np.rint(reference * baseline.count), current_counts, alpha),
+        test=test,
+        untestable=untestable,
         reference={
             "psi": f"{where}.proportions ({len(categories)} categories + unseen)",
             "chi2": f"{where}.proportions x count ({baseline.count})",
@@ -120,7 +161,7 @@ def compare_categorical(
 
 
 def category_counts(values: pd.Series) -> dict[str, int]:
-    """Counts per category of a model-frame column (see ``schema.to_model_frame``)."""
+    """Counts per category of a model-frame column (see ``coercion.to_model_frame``)."""
     counted = values.value_counts(sort=False, dropna=False)
     return {str(k): int(v) for k, v in counted.items()}
 

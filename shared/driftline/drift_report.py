@@ -51,6 +51,21 @@ class BinShare(BaseModel):
     current: float
 
 
+class MissingShare(BaseModel):
+    """A numeric feature's missing share on both sides, tested on its own.
+
+    KS compares present values only, so a null rate moving from 0% to 30% would go unseen;
+    this two-proportion test sits in the same Benjamini-Hochberg family as the others.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    reference: float
+    current: float
+    p_value: float
+    p_adjusted: float | None
+
+
 class FeatureDrift(BaseModel):
     """One feature's statistics and decision.
 
@@ -72,6 +87,13 @@ class FeatureDrift(BaseModel):
     drifted: bool
     current_count: int
     bins: tuple[BinShare, ...] = ()
+    missing: MissingShare | None = None
+    note: str = Field("", description="Why the feature was not tested, when it was not.")
+
+    @property
+    def testable(self) -> bool:
+        """Whether a test ran; an untested feature never drifts and ranks last."""
+        return not self.note
 
 
 class PredictionDrift(BaseModel):
@@ -112,8 +134,8 @@ class DriftReport(BaseModel):
         return self.model_dump_json(indent=2)
 
     def ranked_features(self) -> list[FeatureDrift]:
-        """Features ordered by PSI, largest first: the likely culprits lead."""
-        return sorted(self.features, key=lambda f: -f.psi)
+        """Tested features by PSI, largest first (the likely culprits lead), then untested ones."""
+        return sorted(self.features, key=lambda f: (not f.testable, -f.psi))
 
 
 def summary(report: DriftReport, max_bytes: int = SUMMARY_MAX_BYTES) -> dict[str, Any]:
@@ -154,7 +176,7 @@ def summary(report: DriftReport, max_bytes: int = SUMMARY_MAX_BYTES) -> dict[str
 
 
 def _feature_summary(feature: FeatureDrift) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "name": feature.name[:SUMMARY_MAX_TEXT],
         "test": feature.test,
         "psi": _rounded(feature.psi),
@@ -162,6 +184,15 @@ def _feature_summary(feature: FeatureDrift) -> dict[str, Any]:
         "p_adjusted": _significant(feature.p_adjusted),
         "drifted": feature.drifted,
     }
+    if feature.missing is not None:
+        out["missing"] = {
+            "reference": _rounded(feature.missing.reference),
+            "current": _rounded(feature.missing.current),
+            "p_adjusted": _significant(feature.missing.p_adjusted),
+        }
+    if feature.note:
+        out["note"] = feature.note[:SUMMARY_MAX_TEXT]
+    return out
 
 
 def _prediction_summary(prediction: PredictionDrift) -> dict[str, Any]:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from driftline.schema import FeatureSchema, to_model_frame
+from driftline.coercion import to_model_frame
+from driftline.schema import FeatureSchema
 from driftline.stattests import DEFAULT_TESTS, STAT_TESTS, TestResult
 
 

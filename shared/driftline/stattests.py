@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
@@ -144,6 +144,20 @@ def chi2_counts_test(reference: npt.ArrayLike, current: npt.ArrayLike, alpha: fl
     return TestResult("chi2", float(result.statistic), p_value, alpha, p_value < alpha)
 
 
+def missing_share_test(
+    reference: npt.ArrayLike, current: npt.ArrayLike, alpha: float
+) -> TestResult:
+    """Two-proportion test of the missing share; drift when p < alpha.
+
+    ``reference`` and ``current`` are ``(missing, present)`` counts. The statistic is the
+    chi-squared of that 2 x 2 table without continuity correction, which equals the square of
+    the pooled two-proportion z statistic (Agresti, Categorical Data Analysis, 3rd ed., 3.2.4),
+    so the p-value is the two-sided z-test's. KS and PSI bins see values only; this test sees
+    the nulls.
+    """
+    return replace(chi2_counts_test(reference, current, alpha), test="missing_share")
+
+
 def psi_test(reference: npt.ArrayLike, current: npt.ArrayLike, threshold: float) -> TestResult:
     """Population stability index of two share vectors over the same bins; drift when > threshold.
 
@@ -201,6 +215,13 @@ STAT_TESTS: dict[str, StatTest] = {
         frozenset({FeatureKind.CATEGORICAL}),
         "chi-squared homogeneity of aligned category counts",
         chi2_counts_test,
+        Compares.COUNTS,
+    ),
+    "missing_share": StatTest(
+        "missing_share",
+        frozenset({FeatureKind.NUMERIC}),
+        "two-proportion test of the missing share on (missing, present) counts",
+        missing_share_test,
         Compares.COUNTS,
     ),
     "psi": StatTest(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from driftline.coercion import FeatureValueError, coerce_column
 from driftline.schema import FeatureKind, FeatureSchema, FeatureSpec
 
 
@@ -87,6 +88,10 @@ def _check_feature(
     column: pd.Series, spec: FeatureSpec, max_unknown_fraction: float
 ) -> list[Violation]:
     out: list[Violation] = []
+    try:
+        column = coerce_column(column, spec)
+    except FeatureValueError as exc:
+        return [Violation("dtype", spec.name, str(exc))]
     null_fraction = float(column.isna().mean())
     if null_fraction > spec.max_null_fraction:
         out.append(
@@ -98,9 +103,6 @@ def _check_feature(
         )
     values = column.dropna()
     if spec.kind is FeatureKind.NUMERIC:
-        if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-            out.append(Violation("dtype", spec.name, f"expected numeric, found {column.dtype}"))
-            return out
         numbers = values.to_numpy(dtype=float)
         if not np.all(np.isfinite(numbers)):
             out.append(Violation("range", spec.name, "contains infinite values"))
@@ -117,15 +119,11 @@ def _check_feature(
                 )
             )
         return out
-    if pd.api.types.is_numeric_dtype(column) and not values.empty:
-        out.append(Violation("dtype", spec.name, f"expected categories, found {column.dtype}"))
-        return out
     if spec.categories is not None:
-        text = values.map(str)
-        is_unknown = ~text.isin(spec.categories)
+        is_unknown = ~values.isin(spec.categories)
         share = float(is_unknown.sum()) / len(column)
         if share > max_unknown_fraction:
-            unknown = sorted(set(text[is_unknown]))
+            unknown = sorted(set(values[is_unknown]))
             shown = ", ".join(repr(u) for u in unknown[:5])
             out.append(
                 Violation(

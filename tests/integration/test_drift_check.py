@@ -18,10 +18,11 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 
+from driftline.coercion import to_model_frame
 from driftline.drift_report import DriftReport
 from driftline.inference_log import LogRecord, create_schema, engine_for, insert_batch
 from driftline.registry import ModelRegistry
-from driftline.schema import FeatureSchema, to_model_frame
+from driftline.schema import FeatureSchema
 from driftline_training.onnx_export import onnx_probabilities, onnx_session
 from tests.processes import free_port
 
@@ -241,7 +242,7 @@ def test_schema_file_errors_name_the_file(driftline_module, tmp_path: Path, adul
     mismatch = driftline_module(
         "drift-check", "--reference", str(tmp_path / "a.csv"), "--current", str(text)
     )
-    assert_one_line_error(mismatch, 4, "current data: age is not numeric")
+    assert_one_line_error(mismatch, 4, "current data: age: 'old' (row 0) is not a number")
 
 
 def test_retrain_if_drifted_registers_a_challenger_only_on_drift(

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 
 from driftline.baseline import Baseline
+from driftline.coercion import to_model_frame
 from driftline.promotion import ComparisonRule
 from driftline.registry import (
     TAG_ARCHIVED,
@@ -22,7 +23,7 @@ from driftline.registry import (
     PromotionConflictError,
     RegistryError,
 )
-from driftline.schema import FeatureSchema, to_model_frame
+from driftline.schema import FeatureSchema
 from driftline_training.onnx_export import onnx_probabilities, onnx_session
 
 pytestmark = pytest.mark.integration

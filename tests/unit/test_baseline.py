@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from driftline.baseline import Baseline, bin_proportions, build_baseline, quantile_edges
-from driftline.schema import MISSING_CATEGORY, derive_schema
+from driftline.coercion import derive_schema
+from driftline.schema import MISSING_CATEGORY
 
 
 def test_deciles_of_a_continuous_variable() -> None:

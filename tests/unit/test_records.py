@@ -3,7 +3,8 @@ import math
 import pandas as pd
 import pytest
 
-from driftline.schema import MISSING_CATEGORY, derive_schema
+from driftline.coercion import derive_schema
+from driftline.schema import MISSING_CATEGORY
 from driftline_serving.errors import InvalidInputError
 from driftline_serving.records import REQUEST_KEYS, RecordValidator, check_keys
 

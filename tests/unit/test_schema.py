@@ -2,13 +2,8 @@ import math
 
 import pandas as pd
 
-from driftline.schema import (
-    MISSING_CATEGORY,
-    FeatureKind,
-    FeatureSchema,
-    derive_schema,
-    to_model_frame,
-)
+from driftline.coercion import derive_schema, to_model_frame
+from driftline.schema import MISSING_CATEGORY, FeatureKind, FeatureSchema
 
 
 def test_schema_derived_from_adult(adult: pd.DataFrame) -> None:

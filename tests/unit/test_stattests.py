@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from driftline.schema import FeatureKind, derive_schema
+from driftline.coercion import derive_schema
+from driftline.schema import FeatureKind
 from driftline.skew import skew_report
 from driftline.stattests import DEFAULT_TESTS, STAT_TESTS, chi2_test, ks_test
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.schema import derive_schema
+from driftline.coercion import derive_schema
 from driftline.validation import validate_frame
 
 
@@ -26,9 +26,20 @@ def test_missing_columns_are_named(adult, schema) -> None:
     assert "age: column is missing" in report.render()
 
 
-def test_wrong_dtypes_are_reported(adult, schema) -> None:
-    bad = adult.assign(age=adult["age"].astype(str), sex=np.arange(len(adult)))
-    assert checks(validate_frame(bad, schema)) == {("dtype", "age"), ("dtype", "sex")}
+def test_a_value_of_the_wrong_type_is_reported_with_the_first_bad_value(adult, schema) -> None:
+    age = adult["age"].astype(object)
+    age[7] = "forty"
+    bad = adult.assign(age=age, sex=np.arange(len(adult)))
+    report = validate_frame(bad, schema)
+    assert checks(report) == {("dtype", "age"), ("categories", "sex")}
+    (dtype,) = [v for v in report.violations if v.check == "dtype"]
+    assert dtype.message == "age: 'forty' (row 7) is not a number"
+
+
+def test_types_a_reader_guessed_are_not_violations(adult, schema) -> None:
+    # Numbers read as text are the same numbers.
+    guessed = adult.assign(age=adult["age"].astype(str), hours_per_week=adult["hours_per_week"])
+    assert validate_frame(guessed, schema).ok
 
 
 def test_null_fraction_over_the_limit(adult, schema) -> None:

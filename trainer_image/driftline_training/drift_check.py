@@ -20,10 +20,11 @@ import pandas as pd
 
 from driftline.artifacts import BASELINE, FEATURE_SCHEMA
 from driftline.baseline import Baseline, build_baseline
+from driftline.coercion import FeatureValueError, derive_schema, to_model_frame
 from driftline.drift import DriftInputError as PureInputError
 from driftline.drift import check_drift
 from driftline.drift_report import DriftReport, DriftThresholds
-from driftline.schema import FeatureKind, FeatureSchema, derive_schema, to_model_frame
+from driftline.schema import FeatureSchema
 from driftline_training.adult import load_table
 from driftline_training.contracts import read_schema
 from driftline_training.drift_report_html import render_html
@@ -71,12 +72,20 @@ def frames_inputs(
 ) -> DriftInputs:
     """Two loaded tables as drift inputs: the reference becomes the baseline."""
     prediction = options.prediction_column
+    if ref_frame.empty:
+        raise DriftInputError("reference data has no rows: nothing to compare against")
     if options.schema is not None:
         schema = read_schema(options.schema)
     else:
-        # Types come from the reference: numeric columns numeric, everything else categorical.
+        # Kinds come from the reference, by the rules every reader shares (driftline.coercion).
         ignored = [c for c in (options.target, prediction) if c and c in ref_frame.columns]
-        schema = derive_schema(ref_frame.drop(columns=ignored), None)
+        target = options.target if options.target in ignored else None
+        try:
+            schema = derive_schema(ref_frame.drop(columns=ignored), target)
+        except FeatureValueError as exc:
+            raise DriftInputError(f"reference data: {exc}") from exc
+    if schema.target:
+        source = {**source, "target": f"{schema.target} (left out)"}
     for side, frame in (("reference", ref_frame), ("current", cur_frame)):
         wanted = schema.names + ([prediction] if prediction else [])
         absent = [name for name in wanted if name not in frame.columns]
@@ -101,8 +110,6 @@ def frames_inputs(
             sample_size=options.sample_size,
             seed=options.seed,
         ),
-        ref_frame,
-        schema,
         "reference",
     )
     return DriftInputs(
@@ -198,21 +205,16 @@ def parse_duration(text: str) -> float:
 
 
 def model_frame(frame: pd.DataFrame, schema: FeatureSchema, side: str) -> pd.DataFrame:
-    """``to_model_frame`` with an error that names the offending column."""
-    typed: pd.DataFrame = _typed(lambda: to_model_frame(frame, schema), frame, schema, side)
+    """``to_model_frame`` with an error that names the side, the column and the bad value."""
+    typed: pd.DataFrame = _typed(lambda: to_model_frame(frame, schema), side)
     return typed
 
 
-def _typed(call: Callable[[], T], frame: pd.DataFrame, schema: FeatureSchema, side: str) -> T:
-    """Run ``call``; a numeric feature holding text becomes an error naming it."""
+def _typed(call: Callable[[], T], side: str) -> T:
+    """Run ``call``; a value the schema's type cannot take becomes a ``DriftInputError``."""
     try:
         return call()
-    except (ValueError, TypeError) as exc:
-        for name in schema.by_kind(FeatureKind.NUMERIC):
-            try:
-                pd.to_numeric(frame[name], errors="raise")
-            except (ValueError, TypeError) as inner:
-                raise DriftInputError(f"{side} data: {name} is not numeric ({inner})") from exc
+    except FeatureValueError as exc:
         raise DriftInputError(f"{side} data: {exc}") from exc
 
 

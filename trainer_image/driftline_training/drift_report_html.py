@@ -107,12 +107,23 @@ def _prediction(prediction: PredictionDrift) -> str:
 
 
 def _feature_section(feature: FeatureDrift) -> str:
+    details = (
+        f"not testable: {escape(feature.note)}"
+        if feature.note
+        else f"PSI {_number(feature.psi)}, {escape(feature.test)} p {_number(feature.p_value)}"
+        f" (adjusted {_number(feature.p_adjusted)})"
+    )
+    missing = feature.missing
+    if missing is not None:
+        details += (
+            f"; missing share {missing.reference:.1%} -> {missing.current:.1%}, p"
+            f" {_number(missing.p_value)} (adjusted {_number(missing.p_adjusted)})"
+        )
     return (
         f'<section id="{_anchor(feature.name)}"><h3>{escape(feature.name)} '
         f"{_decision(feature.drifted)}</h3>"
-        f'<p class="muted">PSI {_number(feature.psi)}, {escape(feature.test)} p'
-        f" {_number(feature.p_value)} (adjusted {_number(feature.p_adjusted)}),"
-        f" {feature.current_count:,} current values</p>{_bins(feature.bins)}</section>"
+        f'<p class="muted">{details}, {feature.current_count:,} current values</p>'
+        f"{_bins(feature.bins)}</section>"
     )
 
 

@@ -6,6 +6,7 @@ No MLflow here: the result is a ``TrainedModel`` value that ``tracking`` logs an
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,8 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
 from driftline.baseline import Baseline, build_baseline
-from driftline.schema import FeatureSchema, derive_schema, to_model_frame
+from driftline.coercion import FeatureValueError, coerce_column, derive_schema, to_model_frame
+from driftline.schema import FeatureSchema
 from driftline.validation import validate_frame
 from driftline_training.errors import DataValidationError, QualityGateError
 from driftline_training.metrics import (
@@ -74,7 +76,25 @@ class TrainedModel:
 
 
 def split(frame: pd.DataFrame, target: str, config: TrainConfig) -> Splits:
-    """Stratified train/validation/test split (70/10/20 by default), reproducible by seed."""
+    """Stratified train/validation/test split (70/10/20 by default), reproducible by seed.
+
+    Raises ``DataValidationError`` when the target is absent or a class has too few rows for
+    every part (and every CV fold of the training part) to hold at least one of it.
+    """
+    if target not in frame.columns:
+        raise DataValidationError(f"data validation failed: target column {target!r} is missing")
+    train_share = 1 - config.test_size - config.validation_size
+    needed = math.ceil(
+        max(config.folds / train_share, 1 / config.validation_size, 1 / config.test_size)
+    )
+    counts = frame[target].value_counts()
+    found = {label: int(counts.get(label, 0)) for label in (0, 1)}
+    if min(found.values()) < needed:
+        raise DataValidationError(
+            f"data validation failed: {target} has {found[1]} rows of class 1 and {found[0]}"
+            f" of class 0; training needs at least {needed} of each"
+            f" ({config.folds}-fold CV on a stratified split)"
+        )
     rest, test = train_test_split(
         frame, test_size=config.test_size, stratify=frame[target], random_state=config.seed
     )
@@ -104,11 +124,21 @@ def train_model(
         report = validate_frame(frame, contract.model_copy(update={"target": target}))
         if not report.ok:
             raise DataValidationError(report.render())
+        # The contract, not the reader's dtype guess, says what each column holds.
+        typed = {spec.name: coerce_column(frame[spec.name], spec) for spec in contract.features}
+        frame = frame.assign(**typed)
+    kinds = {spec.name: spec.kind for spec in contract.features} if contract else None
     splits = split(frame, target, config)
-    schema = derive_schema(splits.train, target)
-    x_train, y_train = to_model_frame(splits.train, schema), _labels(splits.train, target)
-    x_val, y_val = to_model_frame(splits.validation, schema), _labels(splits.validation, target)
-    x_test, y_test = to_model_frame(splits.test, schema), _labels(splits.test, target)
+    try:
+        schema = derive_schema(splits.train, target, kinds=kinds)
+        x_train, x_val, x_test = (
+            to_model_frame(part, schema) for part in (splits.train, splits.validation, splits.test)
+        )
+    except FeatureValueError as exc:
+        raise DataValidationError(f"data validation failed: {exc}") from exc
+    y_train, y_val, y_test = (
+        _labels(part, target) for part in (splits.train, splits.validation, splits.test)
+    )
 
     rounds = _early_stopped_rounds(x_train, y_train, x_val, y_val, schema, config)
     cv = summarise_folds(_cross_validate(x_train, y_train, schema, rounds, config))
