@@ -91,7 +91,7 @@ class ModelRegistry:
         self,
         client: MlflowClient,
         clock: Callable[[], float] = time.time,
-        claim_seconds: float = 60.0,
+        claim_seconds: float = 120.0,
     ) -> None:
         """Wrap an ``MlflowClient``; ``clock`` stamps promotion tags (Unix seconds).
 
