@@ -148,7 +148,7 @@ def _check(args: argparse.Namespace, settings: CliSettings, files_mode: bool) ->
     except RegistryError as exc:
         return fail(str(exc), EXIT_REGISTRY)
     except _mlflow_errors() as exc:
-        return fail(f"MLflow: {getattr(exc, 'message', exc)}", EXIT_MLFLOW)
+        return fail(_mlflow_line(exc, settings), EXIT_MLFLOW)
     except OSError as exc:
         return fail(str(exc), 1)
     limit = SUMMARY_MAX_BYTES - (RETRAIN_KEYS_BYTES if args.command != "drift-check" else 0)
@@ -172,14 +172,11 @@ def _files(args: argparse.Namespace) -> DriftInputs:
 
 
 def _live(args: argparse.Namespace, settings: CliSettings, lookback: float | None) -> DriftInputs:
-    from mlflow import MlflowClient
-
-    from driftline.registry import CHAMPION, ModelRegistry, RegistryError
-    from driftline.tracking import resolve_tracking
+    from driftline.mlflow_binding import open_registry
+    from driftline.registry import CHAMPION, RegistryError
     from driftline_training.drift_check import live_inputs
 
-    target = resolve_tracking(settings.tracking_uri, settings.home)
-    registry = ModelRegistry(MlflowClient(target.uri, target.uri))
+    _, registry = open_registry(settings)
     name = args.model or settings.model_name
     version = args.version or registry.alias_version(name, CHAMPION)
     if version is None:
@@ -199,10 +196,10 @@ def _log(
     """Log to MLflow when a server is configured, and always in live mode (MLflow is in use)."""
     if files_mode and not settings.tracking_uri:
         return None
-    from driftline.tracking import resolve_tracking
+    from driftline.mlflow_binding import open_registry
     from driftline_training.drift_tracking import DRIFT_EXPERIMENT, log_drift_run
 
-    target = resolve_tracking(settings.tracking_uri, settings.home)
+    target, _ = open_registry(settings)
     experiment = args.drift_experiment or DRIFT_EXPERIMENT
     return log_drift_run(report, paths, target, experiment)
 
@@ -279,6 +276,13 @@ def _mlflow_errors() -> tuple[type[Exception], ...]:
     from mlflow.exceptions import MlflowException
 
     return (MlflowException,)
+
+
+def _mlflow_line(exc: Exception, settings: CliSettings) -> str:
+    from driftline.mlflow_binding import mlflow_error_line
+    from driftline.tracking import resolve_tracking
+
+    return mlflow_error_line(exc, resolve_tracking(settings.tracking_uri, settings.home).uri)
 
 
 def _timestamp() -> str:

@@ -10,6 +10,7 @@ from driftline_cli.output import emit, fail
 from driftline_cli.settings import CliSettings
 
 EXIT_REGISTRY = 6
+EXIT_MLFLOW = 7
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -36,11 +37,10 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: CliSettings) -> int:
     """Run one registry subcommand; returns the exit code."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from driftline.registry import ModelRegistry, RegistryError
-    from driftline.tracking import resolve_tracking
+    from driftline.mlflow_binding import mlflow_error_line, open_registry
+    from driftline.registry import RegistryError
 
     name = args.model or settings.model_name
     if getattr(args, "deployment", None):
@@ -52,28 +52,22 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
             return fail(str(exc), EXIT_REGISTRY)
         if not args.tracking_uri:
             settings = settings.model_copy(update={"tracking_uri": uri})
-    target = resolve_tracking(settings.tracking_uri, settings.home)
-    registry = ModelRegistry(MlflowClient(target.uri, target.uri))
+    target, registry = open_registry(settings)
     try:
         result, text = HANDLERS[args.command](registry, name, args)
     except (RegistryError, ValueError) as exc:
         return fail(str(exc), EXIT_REGISTRY)
     except MlflowException as exc:
-        return fail(f"MLflow at {target.uri}: {exc.message}", EXIT_REGISTRY + 1)
+        return fail(mlflow_error_line(exc, target.uri), EXIT_MLFLOW)
     emit(result, args.json, text)
     return 0
 
 
 def _register(registry: Any, name: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     version = registry.register_run(name, args.run_id)
-    if args.alias == "champion":
-        registry.make_champion(name, version)
-    elif args.alias == "challenger":
-        registry.set_challenger(name, version)
-    result = {"model_name": name, "version": version, "alias": args.alias}
-    return result, f"registered {name} version {version}" + (
-        f" as {args.alias}" if args.alias else ""
-    )
+    alias = registry.apply_alias(name, version, args.alias)
+    result = {"model_name": name, "version": version, "alias": alias}
+    return result, f"registered {name} version {version}" + (f" as {alias}" if alias else "")
 
 
 def _promote(registry: Any, name: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
@@ -85,6 +79,8 @@ def _promote(registry: Any, name: str, args: argparse.Namespace) -> tuple[dict[s
     if move.comparison is not None:
         c = move.comparison
         text += f" ({c.metric} {c.champion:.4f} -> {c.challenger:.4f}, {c.improvement:+.4f})"
+    if move.note:
+        text += f"; {move.note}"
     return asdict(move), text
 
 

@@ -42,6 +42,8 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         return fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+    except ValueError as exc:  # an unusable --log-store
+        return fail(str(exc), 2)
     uvicorn.run(
         app,
         host=args.host,
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
 
 
 def _serve_app(args: argparse.Namespace, settings: CliSettings) -> Any:
-    from driftline.inference_log import create_schema, engine_for, insert_batch
+    from driftline.inference_log import create_schema, insert_batch
     from driftline_serving.app import create_app
     from driftline_serving.loader import load_model
     from driftline_serving.settings import ServingSettings
@@ -71,7 +73,7 @@ def _serve_app(args: argparse.Namespace, settings: CliSettings) -> Any:
         "max_batch": args.max_batch,
     }
     serving = ServingSettings(**{k: v for k, v in overrides.items() if v is not None})
-    engine = engine_for(serving.log_store_url())
+    engine = _open_log_store(serving.log_store_url())
     schema_ready: list[bool] = []
 
     def write(records: Any) -> None:
@@ -83,6 +85,26 @@ def _serve_app(args: argparse.Namespace, settings: CliSettings) -> Any:
         insert_batch(engine, records)
 
     return create_app(serving, load_model, write)
+
+
+def _open_log_store(url: str) -> Any:
+    """An engine for the inference log; ValueError (one line) when it can never work.
+
+    A server that is down (PostgreSQL) is no reason not to serve: rows are buffered. A SQLite
+    file is local, so one that cannot be created now will not appear later: refuse to start.
+    """
+    import sqlalchemy as sa
+
+    from driftline.inference_log import create_schema, engine_for
+
+    try:
+        engine = engine_for(url)
+        if engine.dialect.name == "sqlite":
+            create_schema(engine)
+    except (OSError, sa.exc.ArgumentError, sa.exc.OperationalError) as exc:
+        reason = getattr(exc, "strerror", None) or str(getattr(exc, "orig", None) or exc)
+        raise ValueError(f"--log-store {url}: cannot open the inference log: {reason}") from exc
+    return engine
 
 
 def _router_app(args: argparse.Namespace) -> Any:

@@ -121,15 +121,14 @@ def training_job(
 
 def execute_training(job: TrainJob, settings: CliSettings) -> dict[str, Any] | int:
     """Run a training job; its result, or the exit code after a one-line error."""
-    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
-    from driftline.registry import ModelRegistry, RegistryError
-    from driftline.tracking import resolve_tracking
+    from driftline.mlflow_binding import mlflow_error_line, open_registry
+    from driftline.registry import RegistryError
     from driftline_training.errors import DataValidationError, TrainingError
     from driftline_training.pipeline_run import train_and_register
 
-    target = resolve_tracking(settings.tracking_uri, settings.home)
-    registry = ModelRegistry(MlflowClient(target.uri, target.uri))
+    target, registry = open_registry(settings)
     try:
         return train_and_register(job, target, registry)
     except DataValidationError as exc:
@@ -140,6 +139,8 @@ def execute_training(job: TrainJob, settings: CliSettings) -> dict[str, Any] | i
         return fail(str(exc), exc.exit_code)
     except RegistryError as exc:
         return fail(str(exc), 6)
+    except MlflowException as exc:
+        return fail(mlflow_error_line(exc, target.uri), 7)
     except (OSError, ValueError) as exc:
         return fail(f"cannot train: {exc}", 3)
 

@@ -27,16 +27,14 @@ def fetch(
     tracking_uri: str, name: str, version: str | None, alias: str, dest: Path
 ) -> dict[str, str]:
     """Resolve the version and download its serving files into ``dest``."""
-    import mlflow
     from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
 
-    # Model URIs resolve through the process-wide URIs, whatever `tracking_uri=` says; this
-    # process exists only to fetch, so setting them is harmless.
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    from driftline.mlflow_binding import bind_mlflow
     from driftline.registry import ModelRegistry
 
+    # The HTTP bounds come from the parent's environment (see loader._fetch).
+    bind_mlflow(tracking_uri, {})
     registry = ModelRegistry(MlflowClient(tracking_uri, tracking_uri))
     resolved = version or registry.alias_version(name, alias)
     if resolved is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -92,7 +93,12 @@ def _fetch(settings: ServingSettings) -> Path:
         command += ["--version", settings.model_version]
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=FETCH_TIMEOUT_SECONDS, check=False
+            command,
+            capture_output=True,
+            text=True,
+            timeout=FETCH_TIMEOUT_SECONDS,
+            check=False,
+            env={**os.environ, **settings.mlflow_environment()},
         )
     except subprocess.TimeoutExpired as exc:
         raise ModelLoadError(f"fetching from {target.uri} took over {exc.timeout}s") from exc

@@ -2,8 +2,8 @@
 
 Only the aliases ``champion`` and ``challenger`` carry meaning (no deprecated stages). Every move
 of ``champion`` (first champion, promotion, rollback) claims the model's next *generation*
-before writing, so two racing promotions cannot both move the alias; the history lives in model
-version tags so ``rollback`` can step back.
+before writing (see ``champion_claim``), so two racing promotions cannot both move the alias;
+the history lives in model version tags so ``rollback`` can step back.
 """
 
 from __future__ import annotations
@@ -15,6 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftline.champion_claim import (
+    Claim,
+    ClaimConflictError,
+    ClaimExpiredError,
+    claim_generation,
+)
 from driftline.promotion import Comparison, ComparisonRule, compare
 
 if TYPE_CHECKING:
@@ -74,15 +80,26 @@ class AliasMove:
     champion: str
     generation: int
     comparison: Comparison | None = None
+    # What the move did beyond the plain alias change (no rule applied, forced), or None.
+    note: str | None = None
 
 
 class ModelRegistry:
     """Registry operations on one MLflow tracking/registry server."""
 
-    def __init__(self, client: MlflowClient, clock: Callable[[], float] = time.time) -> None:
-        """Wrap an ``MlflowClient``; ``clock`` stamps promotion tags."""
+    def __init__(
+        self,
+        client: MlflowClient,
+        clock: Callable[[], float] = time.time,
+        claim_seconds: float = 120.0,
+    ) -> None:
+        """Wrap an ``MlflowClient``; ``clock`` stamps promotion tags (Unix seconds).
+
+        ``claim_seconds`` is the lease of a champion move's claim (see ``champion_claim``).
+        """
         self._client = client
         self._clock = clock
+        self._claim_seconds = claim_seconds
 
     def register(self, name: str, model_uri: str, run_id: str, model_id: str | None) -> str:
         """Create a new version of ``name`` (creating the registered model if needed)."""
@@ -110,6 +127,23 @@ class ModelRegistry:
         model_id = logged[0].model_id
         return self.register(name, f"models:/{model_id}", run_id, model_id)
 
+    def apply_alias(self, name: str, version: str, alias: str | None) -> str | None:
+        """Point ``alias`` at a new version; returns the alias set, or None.
+
+        With no alias asked for, a model that has no champion gets this version as its first
+        champion: otherwise a fresh store would have nothing to serve, promote against or roll
+        back to.
+        """
+        if alias is None and self.alias_version(name, CHAMPION) is None:
+            alias = CHAMPION
+        if alias == CHAMPION:
+            self.make_champion(name, version)
+        elif alias == CHALLENGER:
+            self.set_challenger(name, version)
+        elif alias is not None:
+            raise RegistryError(f"unknown alias {alias!r}; use {CHAMPION!r} or {CHALLENGER!r}")
+        return alias
+
     def alias_version(self, name: str, alias: str) -> str | None:
         """The version an alias points to, or None when the alias is not set."""
         aliases = self._model(name).aliases
@@ -131,7 +165,9 @@ class ModelRegistry:
     ) -> AliasMove:
         """Move ``champion`` to the challenger (or ``version``) and clear ``challenger``.
 
-        Unless ``force``, the candidate must beat the current champion by the rule.
+        Unless ``force``, the candidate must beat the current champion by the rule. With no
+        champion there is nothing to compare with: the move happens and ``note`` says so.
+        Raises ``NoChallengerError``, ``PromotionRejectedError``, ``PromotionConflictError``.
         """
         candidate = version or self.alias_version(name, CHALLENGER)
         if candidate is None:
@@ -140,20 +176,24 @@ class ModelRegistry:
         champion = self.alias_version(name, CHAMPION)
         if champion == candidate:
             raise RegistryError(f"version {candidate} of {name!r} is already the champion")
-        comparison = None
-        if champion is not None:
-            comparison = compare(
-                rule,
-                self.metric(name, champion, rule.metric),
-                self.metric(name, candidate, rule.metric),
-            )
-            if not comparison.challenger_wins and not force:
-                raise PromotionRejectedError(
-                    f"version {candidate} does not beat champion {champion} on {rule.metric}:"
-                    f" {comparison.challenger:.4f} vs {comparison.champion:.4f}"
-                    f" (improvement {comparison.improvement:+.4f} < {rule.min_delta})"
-                )
-        return self._move_champion(name, candidate, comparison)
+        if champion is None:
+            note = f"no champion to compare with: the {rule.metric} rule was not applied"
+            return self._move_champion(name, candidate, None, note=note)
+        comparison = compare(
+            rule,
+            self.metric(name, champion, rule.metric),
+            self.metric(name, candidate, rule.metric),
+        )
+        refusal = (
+            f"version {candidate} does not beat champion {champion} on {rule.metric}:"
+            f" {comparison.challenger:.4f} vs {comparison.champion:.4f}"
+            f" (improvement {comparison.improvement:+.4f} < {rule.min_delta})"
+        )
+        if comparison.challenger_wins:
+            return self._move_champion(name, candidate, comparison)
+        if not force:
+            raise PromotionRejectedError(refusal)
+        return self._move_champion(name, candidate, comparison, note=f"forced: {refusal}")
 
     def rollback(self, name: str) -> AliasMove:
         """Move ``champion`` back to the version that held it before the current one."""
@@ -244,52 +284,62 @@ class ModelRegistry:
         comparison: Comparison | None,
         *,
         rolled_back: str | None = None,
+        note: str | None = None,
     ) -> AliasMove:
         before = self.alias_version(name, CHAMPION)
-        generation = self._claim_generation(name)
-        if self.alias_version(name, CHAMPION) != before:
-            raise PromotionConflictError(f"{CHAMPION!r} of {name!r} moved during this operation")
-        client = self._client
-        client.set_registered_model_alias(name, CHAMPION, target)
-        client.set_model_version_tag(name, target, TAG_PROMOTED_AT, str(int(self._clock())))
-        if TAG_ARCHIVED in self._version(name, target).tags:
-            client.delete_model_version_tag(name, target, TAG_ARCHIVED)
-        if rolled_back is None:
-            client.set_model_version_tag(name, target, TAG_CHAMPION_SEQ, str(generation))
-        if self.alias_version(name, CHALLENGER) == target:
-            client.delete_registered_model_alias(name, CHALLENGER)
-        if before is not None and before != target:
-            client.set_model_version_tag(name, before, TAG_ARCHIVED, "true")
-        if rolled_back is not None:
-            client.set_model_version_tag(name, rolled_back, TAG_ROLLED_BACK, "true")
-            client.delete_model_version_tag(name, rolled_back, TAG_CHAMPION_SEQ)
-        client.set_registered_model_tag(name, TAG_GENERATION, str(generation))
+        try:
+            claim = claim_generation(
+                self._client, name, lambda: self._generation(name), self._claim_seconds
+            )
+            if self.alias_version(name, CHAMPION) != before:
+                raise ClaimConflictError(f"{CHAMPION!r} of {name!r} moved during this operation")
+            self._write_move(name, target, before, claim, rolled_back)
+        except (ClaimConflictError, ClaimExpiredError) as exc:
+            raise PromotionConflictError(str(exc)) from exc
         if self.alias_version(name, CHAMPION) != target:
             raise PromotionConflictError(f"{CHAMPION!r} of {name!r} was overwritten concurrently")
-        return AliasMove(name, before, target, generation, comparison)
+        return AliasMove(name, before, target, claim.generation, comparison, note)
 
-    def _claim_generation(self, name: str) -> int:
-        """Atomically claim the next generation of ``name``'s champion.
+    def _write_move(
+        self, name: str, target: str, before: str | None, claim: Claim, rolled_back: str | None
+    ) -> None:
+        """The writes of one champion move; each is preceded by a check that the claim holds."""
+        client = self._client
+        writes: list[Callable[[], object]] = [
+            lambda: client.set_registered_model_alias(name, CHAMPION, target),
+            lambda: client.set_model_version_tag(
+                name, target, TAG_PROMOTED_AT, str(int(self._clock()))
+            ),
+        ]
+        if TAG_ARCHIVED in self._version(name, target).tags:
+            writes.append(lambda: client.delete_model_version_tag(name, target, TAG_ARCHIVED))
+        if rolled_back is None:
+            writes.append(
+                lambda: client.set_model_version_tag(
+                    name, target, TAG_CHAMPION_SEQ, str(claim.generation)
+                )
+            )
+        if self.alias_version(name, CHALLENGER) == target:
+            writes.append(lambda: client.delete_registered_model_alias(name, CHALLENGER))
+        if before is not None and before != target:
+            writes.append(lambda: client.set_model_version_tag(name, before, TAG_ARCHIVED, "true"))
+        if rolled_back is not None:
+            writes.append(
+                lambda: client.set_model_version_tag(name, rolled_back, TAG_ROLLED_BACK, "true")
+            )
+            writes.append(
+                lambda: client.delete_model_version_tag(name, rolled_back, TAG_CHAMPION_SEQ)
+            )
+        # The generation tag last: it commits the move (see ``champion_claim``).
+        writes.append(
+            lambda: client.set_registered_model_tag(name, TAG_GENERATION, str(claim.generation))
+        )
+        for write in writes:
+            claim.check()
+            write()
 
-        MLflow has no compare-and-set on aliases, but experiment names are unique in every
-        backend store: creating the experiment named after the next generation succeeds for
-        exactly one caller. The claim is deleted at once (a deleted name stays reserved) so it
-        does not clutter the UI.
-        """
-        from mlflow.exceptions import MlflowException
-
-        current = int(self._model(name).tags.get(TAG_GENERATION, "0"))
-        claim = f"driftline-locks/{name}/generation-{current + 1}"
-        try:
-            experiment_id = self._client.create_experiment(claim)
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_ALREADY_EXISTS":
-                raise PromotionConflictError(
-                    f"another promotion or rollback of {name!r} is in progress or just happened"
-                ) from exc
-            raise
-        self._client.delete_experiment(experiment_id)
-        return current + 1
+    def _generation(self, name: str) -> int:
+        return int(self._model(name).tags.get(TAG_GENERATION, "0"))
 
     def _model(self, name: str) -> Any:
         return _not_found_as(

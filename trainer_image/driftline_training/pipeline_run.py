@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline.registry import CHALLENGER, CHAMPION
 from driftline.tracking import TrackingTarget
 from driftline_training.adult import load_adult
 from driftline_training.contracts import champion_schema, read_schema
@@ -65,14 +64,10 @@ def train_and_register(
     if job.register:
         name = job.model_name
         version = registry.register(name, logged.model_uri, logged.run_id, logged.model_id)
-        if job.alias == CHAMPION:
-            registry.make_champion(name, version)
-        elif job.alias == CHALLENGER:
-            registry.set_challenger(name, version)
         result.update(
             model_name=name,
             version=version,
             model_uri=f"models:/{name}/{version}",
-            alias=job.alias,
+            alias=registry.apply_alias(name, version, job.alias),
         )
     return result
