@@ -19,7 +19,7 @@ from driftline_cli.output import emit, fail, write_termination_log
 from driftline_cli.settings import CliSettings
 
 if TYPE_CHECKING:
-    from driftline.drift_report import DriftReport
+    from driftline.drift_report import DriftReport, DriftThresholds
     from driftline_training.drift_check import DriftInputs
 
 EXIT_REGISTRY = 6
@@ -118,19 +118,13 @@ def _check(args: argparse.Namespace, settings: CliSettings, files_mode: bool) ->
     """Gather the inputs, decide, write and log the report; errors become exit codes."""
     from pydantic import ValidationError
 
-    from driftline.drift_report import SUMMARY_MAX_BYTES, DriftThresholds, summary
+    from driftline.drift_report import SUMMARY_MAX_BYTES, summary
     from driftline.registry import RegistryError
-    from driftline_training.drift_check import parse_duration, run_check, write_report
+    from driftline_training.drift_check import run_check, write_report
     from driftline_training.errors import TrainingError
 
     try:
-        thresholds = DriftThresholds(
-            psi=args.psi_threshold,
-            p_value=args.p_value,
-            prediction_psi=args.prediction_psi,
-            min_samples=args.min_samples,
-        )
-        lookback = None if args.last is not None else parse_duration(args.lookback or "1h")
+        thresholds, lookback = decision_rule(args)
     except (ValidationError, ValueError) as exc:
         return fail(_first_error(exc), 2)
     if args.last is not None and args.last < 1:
@@ -154,6 +148,24 @@ def _check(args: argparse.Namespace, settings: CliSettings, files_mode: bool) ->
     limit = SUMMARY_MAX_BYTES - (RETRAIN_KEYS_BYTES if args.command != "drift-check" else 0)
     written = {"json": str(paths[0]), "html": str(paths[1]), "mlflow_run_id": run_id}
     return CheckOutcome(report, summary(report, limit), written)
+
+
+def decision_rule(args: argparse.Namespace) -> tuple[DriftThresholds, float | None]:
+    """The thresholds and the lookback in seconds (None with ``--last``) the options name.
+
+    Raises pydantic's ValidationError or ValueError on a value the check refuses (exit 2).
+    """
+    from driftline.drift_report import DriftThresholds
+    from driftline_training.drift_check import parse_duration
+
+    thresholds = DriftThresholds(
+        psi=args.psi_threshold,
+        p_value=args.p_value,
+        prediction_psi=args.prediction_psi,
+        min_samples=args.min_samples,
+    )
+    lookback = None if args.last is not None else parse_duration(args.lookback or "1h")
+    return thresholds, lookback
 
 
 def _files(args: argparse.Namespace) -> DriftInputs:

@@ -24,18 +24,21 @@ class InferenceLogHealth:
     """Reads the inference log table (SQLite or PostgreSQL) that serving pods append to."""
 
     def __init__(self, url: str) -> None:
-        """``url`` is the log store URL; SQLAlchemy is imported only when auto promotion runs."""
-        self._url = url
-        self._engine: Any = None
+        """Build the engine for the log store ``url`` at start-up.
+
+        No connection is made yet; a missing SQLAlchemy or database driver fails here, when the
+        operator starts, rather than at the first auto promotion.
+        """
+        from driftline.inference_log import engine_for
+
+        self._engine: Any = engine_for(url)
 
     def health(self, model: str, version: str, window_seconds: float) -> VariantHealth:
         """Count of logged predictions and their p95 latency in the window."""
         import sqlalchemy as sa
 
-        from driftline.inference_log import INFERENCE_LOG, engine_for
+        from driftline.inference_log import INFERENCE_LOG
 
-        if self._engine is None:
-            self._engine = engine_for(self._url)
         table = INFERENCE_LOG
         query = sa.select(table.c.latency_ms).where(
             table.c.model == model,

@@ -1,0 +1,431 @@
+"""Every constrained field of both CRDs at its boundaries, against the real API server.
+
+A value the API server admits must be one its consumers accept: the operator's builders and
+decisions, the API server itself when the operator creates the children (dry run), and the
+Job CLIs parsing the arguments the builders put into the Jobs. A value just past a boundary
+must be refused at admission (422) with the field named.
+
+The schema walk makes the table complete: a new constraint in crds/ without boundary values
+here fails ``test_every_constrained_field_has_boundaries``.
+
+Durations are read by two parsers (drift-check's ``parse_duration`` for ``window.lookback``,
+the operator's ``decisions.parse_duration`` for ``retrain.cooldown``) with different rules;
+each field's pattern is checked against the parser that reads it.
+"""
+
+from __future__ import annotations
+
+import copy
+import urllib.parse
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+from kubernetes.client.rest import ApiException
+from mlflow.utils.validation import _validate_model_name
+
+from driftline_cli import drift_cmd, train_cmd
+from driftline_cli.main import build_parser
+from driftline_cli.settings import CliSettings
+from driftline_operator import names
+from driftline_operator.builders.children import desired_children
+from driftline_operator.builders.drift import build_drift_cronjob, build_training_job
+from driftline_operator.decisions import (
+    VariantHealth,
+    decide_auto_promotion,
+    decide_retrain,
+    parse_duration,
+)
+from driftline_serving.settings import ServingSettings
+from tests.kube.cluster import REPO_ROOT
+from tests.kube.operator_fixtures import CRD_DIR
+
+NAMESPACE = "default"
+CASES = REPO_ROOT / "tests/kube/cases"
+# The key a ``*`` (any resource name) in a path stands for.
+ANY_KEY = "cpu"
+CONSTRAINTS = frozenset(
+    {
+        "minimum",
+        "maximum",
+        "pattern",
+        "enum",
+        "minLength",
+        "maxLength",
+        "x-kubernetes-validations",
+    }
+)
+
+MD_BASE: dict[str, Any] = {
+    "apiVersion": names.API_VERSION,
+    "kind": "ModelDeployment",
+    "metadata": {"name": "adult-income"},
+    "spec": {
+        "model": {
+            "name": "adult-income",
+            "trackingUri": "http://mlflow.mlops:5000",
+            "credentialsSecretRef": {"name": "mlflow-auth"},
+        },
+        "serving": {
+            "autoscaling": {"minReplicas": 1, "maxReplicas": 100},
+            "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "1"}},
+        },
+        "promotion": {"mode": "auto"},
+        "logging": {"storeRef": {"secretName": "inference-log-db"}},
+    },
+}
+DP_BASE: dict[str, Any] = {
+    "apiVersion": names.API_VERSION,
+    "kind": "DriftPolicy",
+    "metadata": {"name": "adult-income-drift"},
+    "spec": {
+        "modelDeploymentRef": {"name": "adult-income"},
+        "retrain": {
+            "args": ["--data", "/data/train.csv"],
+            "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "1"}},
+        },
+    },
+}
+BASES = {"ModelDeployment": MD_BASE, "DriftPolicy": DP_BASE}
+PLURALS = {"ModelDeployment": names.MODEL_DEPLOYMENTS, "DriftPolicy": names.DRIFT_POLICIES}
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """Values of one field the API server must admit, and values it must refuse."""
+
+    kind: str
+    path: str
+    accepted: tuple[Any, ...]
+    rejected: tuple[Any, ...]
+
+
+def _resources(kind: str, prefix: str) -> tuple[Boundary, ...]:
+    """A container's requests and limits (base: requests cpu 250m, limits cpu 1)."""
+    bad_quantities = ("-1", -1, "1 cpu", "lots", "1.5Gb", "")
+    return (
+        Boundary(
+            kind,
+            prefix,
+            ({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": 1, "memory": "1Gi"}},),
+            (
+                {"requests": {"cpu": "1001m"}, "limits": {"cpu": "1"}},
+                {"requests": {"memory": "1Gi"}, "limits": {"memory": "1G"}},
+            ),
+        ),
+        Boundary(
+            kind,
+            f"{prefix}.requests",
+            ({"cpu": "1", "memory": "1Gi", "ephemeral-storage": "1Gi"},),
+            ({"gpu": 1}, {"nvidia.com/gpu": 1}),
+        ),
+        Boundary(kind, f"{prefix}.requests.*", ("0", 0, "250m", 1, "1e0", ".5"), bad_quantities),
+        Boundary(
+            kind,
+            f"{prefix}.limits",
+            ({"cpu": "1", "memory": "1Gi", "ephemeral-storage": "1Gi"},),
+            ({"gpu": 1},),
+        ),
+        Boundary(kind, f"{prefix}.limits.*", ("250m", 2, "1e3", "1Ki", "1.5"), bad_quantities),
+    )
+
+
+def _names(kind: str, path: str, longest: int, *, letter_first: bool) -> Boundary:
+    """A DNS label of at most ``longest`` characters (DNS-1035 when ``letter_first``)."""
+    digit = ("1a",) if letter_first else ()
+    return Boundary(
+        kind,
+        path,
+        ("a", "a-1", "a" * longest, *(() if letter_first else ("1", "1a"))),
+        ("", "a" * (longest + 1), *digit, "-a", "a.b", "a-", "A"),
+    )
+
+
+_SECRET_NAME = (("a", "a.b-c", "a" * 253), ("", "A", "a_b", "a" * 254, "-a"))
+_SECRET_KEY = (("u", ".env", "a.B_-1", "k" * 253), ("", ".", "..", "..a", "a b", "a/b", "k" * 254))
+_IMAGE = (("x", "registry:5000/a/b:1@sha256:abc"), ("", " x", "x ", "x y"))
+_LOOKBACK_OK = ("1s", "90s", "15m", "1h", "2d", "999999999d")
+_DURATION_BAD = ("-1h", "1.5h", "00h", "1 h", "1w", "h", "1000000000s", "")
+
+BOUNDARIES: tuple[Boundary, ...] = (
+    _names("ModelDeployment", "metadata.name", 52, letter_first=True),
+    Boundary(
+        "ModelDeployment",
+        "spec.model.name",
+        ("a", "A" * 200, "adult_income.v2-x", "_x"),
+        ("", "a" * 201, "-a", "a/b", "a:b", "..", ".a", "a."),
+    ),
+    Boundary(
+        "ModelDeployment",
+        "spec.model.trackingUri",
+        ("http://m", "https://mlflow.mlops:5000/prefix"),
+        ("http://", "ftp://m", "http:// m", "http://m/ x", "mlflow:5000"),
+    ),
+    Boundary("ModelDeployment", "spec.model.credentialsSecretRef.name", *_SECRET_NAME),
+    Boundary("ModelDeployment", "spec.model.credentialsSecretRef.usernameKey", *_SECRET_KEY),
+    Boundary("ModelDeployment", "spec.model.credentialsSecretRef.passwordKey", *_SECRET_KEY),
+    Boundary("ModelDeployment", "spec.serving.image", *_IMAGE),
+    Boundary("ModelDeployment", "spec.serving.runtime", ("onnx", "native"), ("ONNX", "")),
+    Boundary("ModelDeployment", "spec.serving.replicas", (0, 100), (-1, 101)),
+    *_resources("ModelDeployment", "spec.serving.resources"),
+    Boundary(
+        "ModelDeployment",
+        "spec.serving.autoscaling",
+        ({"minReplicas": 3, "maxReplicas": 3}, {"minReplicas": 5}, {}),
+        ({"minReplicas": 4, "maxReplicas": 3}, {"minReplicas": 6}, {"maxReplicas": 0}),
+    ),
+    Boundary("ModelDeployment", "spec.serving.autoscaling.minReplicas", (1, 100), (0, 101)),
+    Boundary("ModelDeployment", "spec.serving.autoscaling.maxReplicas", (1, 100), (0, 101)),
+    Boundary(
+        "ModelDeployment",
+        "spec.serving.autoscaling.targetCPUUtilizationPercentage",
+        (1, 100),
+        (0, 101),
+    ),
+    Boundary("ModelDeployment", "spec.router.image", *_IMAGE),
+    Boundary("ModelDeployment", "spec.router.replicas", (1, 20), (0, 21)),
+    Boundary("ModelDeployment", "spec.traffic.challengerPercent", (0, 1, 99, 100), (-1, 101)),
+    Boundary("ModelDeployment", "spec.promotion.mode", ("manual", "auto"), ("Auto", "")),
+    Boundary(
+        "ModelDeployment",
+        "spec.promotion.metric",
+        (
+            "roc_auc",
+            "average_precision",
+            "f1",
+            "precision",
+            "recall",
+            "accuracy",
+            "log_loss",
+            "brier",
+        ),
+        ("auc", ""),
+    ),
+    Boundary("ModelDeployment", "spec.promotion.minDelta", (0, 1), (-0.001, 1.001)),
+    Boundary("ModelDeployment", "spec.promotion.minRequests", (0, 10**9), (-1,)),
+    Boundary("ModelDeployment", "spec.promotion.maxErrorRate", (0, 1), (-0.1, 1.1)),
+    Boundary("ModelDeployment", "spec.promotion.maxLatencyMs", (0, 0.5), (-1,)),
+    Boundary("ModelDeployment", "spec.promotion.windowMinutes", (1, 10080), (0, 10081)),
+    Boundary("ModelDeployment", "spec.logging.storeRef.secretName", *_SECRET_NAME),
+    Boundary("ModelDeployment", "spec.logging.storeRef.key", *_SECRET_KEY),
+    _names("DriftPolicy", "metadata.name", 46, letter_first=False),
+    _names("DriftPolicy", "spec.modelDeploymentRef.name", 52, letter_first=True),
+    Boundary(
+        "DriftPolicy",
+        "spec.schedule",
+        (
+            "*/15 * * * *",
+            "0 0 1 1 0",
+            "59 23 31 12 6",
+            "0-59/1 0-23 1-31 1-12 0-6",
+            "0,30 9-17/2 */2 1,6 1-5",
+            "05 09 01 01 00",
+            "@hourly",
+            "@daily",
+            "@yearly",
+            "@midnight",
+        ),
+        (
+            "* * * *",
+            "* * * * * *",
+            "60 * * * *",
+            "* 24 * * *",
+            "* * 0 * *",
+            "* * 32 * *",
+            "* * * 13 *",
+            "* * * * 7",
+            "5-2 * * * *",
+            "*/0 * * * *",
+            "CRON_TZ=UTC * * * * *",
+            "@every 1h",
+            "@often",
+            "*  * * * *",
+            "hello world",
+            "",
+        ),
+    ),
+    Boundary("DriftPolicy", "spec.image", *_IMAGE),
+    Boundary("DriftPolicy", "spec.window.lookback", _LOOKBACK_OK, ("0h", "0s", *_DURATION_BAD)),
+    Boundary("DriftPolicy", "spec.window.minSamples", (1, 10**9), (0, -1)),
+    Boundary("DriftPolicy", "spec.thresholds.psi", (1e-9, 0.2, 10), (0, -0.1)),
+    Boundary("DriftPolicy", "spec.thresholds.pValue", (1e-9, 0.05, 0.999999), (0, 1, 1.5)),
+    Boundary("DriftPolicy", "spec.thresholds.predictionPsi", (1e-9, 0.2, 10), (0, -0.1)),
+    Boundary("DriftPolicy", "spec.retrain.cooldown", ("0s", "0d", *_LOOKBACK_OK), _DURATION_BAD),
+    Boundary("DriftPolicy", "spec.retrain.image", *_IMAGE),
+    Boundary("DriftPolicy", "spec.retrain.activeDeadlineSeconds", (60, 10**9), (59, 0)),
+    *_resources("DriftPolicy", "spec.retrain.resources"),
+)
+
+
+def constrained_paths(schema: dict[str, Any], path: str = "") -> set[str]:
+    """Dotted paths of every field of a CRD spec carrying a constraint (status left out).
+
+    Rules on the root object concern the name, so they are reported as ``metadata.name``;
+    ``*`` stands for any key of a map.
+    """
+    found = {path or "metadata.name"} if CONSTRAINTS & schema.keys() else set()
+    for name, child in schema.get("properties", {}).items():
+        if not (path == "" and name == "status"):
+            found |= constrained_paths(child, f"{path}.{name}".lstrip("."))
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        found |= constrained_paths(extra, f"{path}.*")
+    if "items" in schema:
+        found |= constrained_paths(schema["items"], f"{path}[]")
+    return found
+
+
+def crd_schemas() -> dict[str, dict[str, Any]]:
+    """Kind -> openAPIV3Schema of its one version, from crds/."""
+    schemas = {}
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        (version,) = crd["spec"]["versions"]
+        schemas[crd["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def with_value(kind: str, path: str, value: Any) -> dict[str, Any]:
+    """The kind's base object with ``path`` set to ``value``."""
+    obj = copy.deepcopy(BASES[kind])
+    *parents, last = path.replace("*", ANY_KEY).split(".")
+    node = obj
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = copy.deepcopy(value)
+    return obj
+
+
+def dry_run_create(api: kubernetes.client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
+    """Create ``obj`` (a custom resource) with dryRun=All; returns it as admitted (defaulted)."""
+    created: dict[str, Any] = kubernetes.client.CustomObjectsApi(
+        api
+    ).create_namespaced_custom_object(
+        names.GROUP, names.VERSION, NAMESPACE, PLURALS[obj["kind"]], obj, dry_run="All"
+    )
+    # A dry run assigns no uid; the builders put it into owner references.
+    created["metadata"].setdefault("uid", "00000000-0000-0000-0000-000000000001")
+    return created
+
+
+def create_children(api: kubernetes.client.ApiClient, objects: list[dict[str, Any]]) -> None:
+    """The API server's own validation of what the operator would apply (dry run)."""
+    for obj in objects:
+        kubernetes.utils.create_from_dict(api, obj, namespace=NAMESPACE, dry_run="All")
+
+
+def consume_model_deployment(
+    api: kubernetes.client.ApiClient, md: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything that reads a ModelDeployment's spec accepts the admitted object."""
+    spec = md["spec"]
+    _validate_model_name(spec["model"]["name"])
+    assert urllib.parse.urlsplit(spec["model"]["trackingUri"]).hostname
+    children = desired_children(md, "1", "2")
+    create_children(api, children.objects)
+    health = VariantHealth(requests=10**9, errors=0, latency_p95_ms=0.0)
+    for champion, challenger in ((0.5, 0.9), (0.9, 0.5)):  # a win whichever the direction
+        decide_auto_promotion(spec["promotion"], champion, challenger, health)
+    for obj in children.objects:
+        if obj["kind"] == "Deployment" and names.LABEL_VARIANT in obj["metadata"]["labels"]:
+            (container,) = obj["spec"]["template"]["spec"]["containers"]
+            for env in container["env"]:
+                if "value" in env:
+                    monkeypatch.setenv(env["name"], env["value"])
+            ServingSettings()
+
+
+def consume_drift_policy(api: kubernetes.client.ApiClient, dp: dict[str, Any]) -> None:
+    """The CronJob, the training Job, their CLIs and the retraining decision accept ``dp``."""
+    md_spec = MD_BASE["spec"]
+    cronjob = build_drift_cronjob(dp, md_spec)
+    job = build_training_job(dp, md_spec, f"{names.cronjob_name(dp['metadata']['name'])}-1")
+    create_children(api, [cronjob, job])
+    parser = build_parser()
+    (check,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    thresholds, lookback = drift_cmd.decision_rule(parser.parse_args(check["args"]))
+    assert lookback is not None and lookback > 0
+    assert thresholds.min_samples == dp["spec"]["window"]["minSamples"]
+    (train,) = job["spec"]["template"]["spec"]["containers"]
+    args = parser.parse_args(train["args"])
+    training = train_cmd.training_job(
+        args, CliSettings(), name=args.register, register=True, alias=args.alias, schema=None
+    )
+    assert not isinstance(training, int), f"train refused {train['args']}"
+    retrain = dp["spec"]["retrain"]
+    now = datetime.now(UTC)
+    decide_retrain(
+        {"drifted": True},
+        enabled=retrain["enabled"],
+        cooldown=parse_duration(retrain["cooldown"]),
+        last_retrain_at=now - timedelta(seconds=1),
+        training_running=False,
+        now=now,
+    )
+
+
+def _accepted() -> list[Any]:
+    return [
+        pytest.param(b.kind, b.path, value, id=f"{b.path}={value!r}")
+        for b in BOUNDARIES
+        for value in b.accepted
+    ]
+
+
+def _rejected() -> list[Any]:
+    return [
+        pytest.param(b.kind, b.path, value, id=f"{b.path}={value!r}")
+        for b in BOUNDARIES
+        for value in b.rejected
+    ]
+
+
+def test_every_constrained_field_has_boundaries() -> None:
+    for kind, schema in crd_schemas().items():
+        covered = {b.path for b in BOUNDARIES if b.kind == kind}
+        assert constrained_paths(schema) == covered, kind
+
+
+@pytest.mark.parametrize(("kind", "path", "value"), _accepted())
+def test_admitted_values_are_accepted_by_their_consumers(
+    api_client: kubernetes.client.ApiClient,
+    crds: None,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    path: str,
+    value: Any,
+) -> None:
+    admitted = dry_run_create(api_client, with_value(kind, path, value))
+    if kind == "ModelDeployment":
+        consume_model_deployment(api_client, admitted, monkeypatch)
+    else:
+        consume_drift_policy(api_client, admitted)
+
+
+@pytest.mark.parametrize(("kind", "path", "value"), _rejected())
+def test_refused_values_are_refused_at_admission(
+    api_client: kubernetes.client.ApiClient, crds: None, kind: str, path: str, value: Any
+) -> None:
+    with pytest.raises(ApiException) as refused:
+        dry_run_create(api_client, with_value(kind, path, value))
+    assert refused.value.status == 422, refused.value.body
+    field = path.replace("*", ANY_KEY).split(".")[-1]
+    assert field in refused.value.body, refused.value.body
+
+
+def test_zero_lookback_case_is_refused(api_client: kubernetes.client.ApiClient, crds: None) -> None:
+    """shared/cases/zero-lookback-policy: every drift Job of this policy exited 2."""
+    policy = yaml.safe_load((CASES / "zero-lookback-policy/driftpolicy.yaml").read_text())
+    with pytest.raises(ApiException) as refused:
+        kubernetes.client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+            names.GROUP, names.VERSION, NAMESPACE, names.DRIFT_POLICIES, policy
+        )
+    assert refused.value.status == 422
+    assert "spec.window.lookback" in refused.value.body
+    parser = build_parser()
+    args = parser.parse_args(["drift-check", "--log-store", "x", "--lookback", "0h"])
+    with pytest.raises(ValueError, match="not a positive duration"):
+        drift_cmd.decision_rule(args)
