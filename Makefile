@@ -9,7 +9,8 @@ DRIFTLINE := $(BIN)/driftline
 PYTEST := $(BIN)/python -m pytest
 STAMP := $(VENV)/.installed
 # Pure modules: no Kubernetes, kopf or MLflow imports, fully typed.
-PURE := shared/driftline/schema.py shared/driftline/coercion.py shared/driftline/validation.py shared/driftline/stattests.py \
+PURE := shared/driftline/schema.py shared/driftline/coercion.py shared/driftline/attribution.py \
+        shared/driftline/validation.py shared/driftline/stattests.py \
         shared/driftline/skew.py shared/driftline/baseline.py shared/driftline/promotion.py \
         shared/driftline/tracking.py shared/driftline/tracking_settings.py \
         shared/driftline/artifacts.py shared/driftline/drift.py \

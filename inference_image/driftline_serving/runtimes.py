@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from driftline.attribution import output_sources, sum_by_feature
 from driftline.schema import FeatureKind, FeatureSchema
 
 Rows = Sequence[Sequence[Any]]
@@ -76,19 +77,23 @@ class NativePredictor:
         return np.asarray(proba[:, 1], dtype=np.float64)
 
     def contributions(self, rows: Rows, top: int) -> list[list[dict[str, float | str]]]:
-        """Top features by absolute XGBoost contribution (log-odds), summed over one-hot columns."""
+        """Top ``top`` features of each row by absolute XGBoost contribution to the log-odds.
+
+        A feature's contribution is ``pred_contribs`` summed over the columns the fitted
+        preprocessing made from it (``output_sources``); every feature is ranked, 0.0 included.
+        Returns one list of ``{"feature", "contribution"}`` per row, largest magnitude first.
+        """
         import xgboost
 
         preprocess = self._pipeline.named_steps["preprocess"]
         booster = self._pipeline.named_steps["classifier"].get_booster()
         matrix = xgboost.DMatrix(preprocess.transform(self.frame(rows)))
+        # Last column of pred_contribs is the bias; the others follow the transformer's output.
         contributions = booster.predict(matrix, pred_contribs=True)[:, :-1]
-        owners = [self._schema.source_of(c) for c in preprocess.get_feature_names_out()]
+        names = self._schema.names
+        totals = sum_by_feature(contributions, output_sources(preprocess), names)
         out = []
-        for row in contributions:
-            totals: dict[str, float] = {}
-            for owner, value in zip(owners, row, strict=True):
-                totals[owner] = totals.get(owner, 0.0) + float(value)
-            ranked = sorted(totals.items(), key=lambda kv: -abs(kv[1]))[:top]
-            out.append([{"feature": name, "contribution": value} for name, value in ranked])
+        for row in totals:
+            ranked = sorted(zip(names, row.tolist(), strict=True), key=lambda kv: -abs(kv[1]))
+            out.append([{"feature": name, "contribution": value} for name, value in ranked[:top]])
         return out

@@ -67,14 +67,6 @@ class FeatureSchema(BaseModel):
                 return spec
         raise KeyError(f"unknown feature {name!r}")
 
-    def source_of(self, column: str) -> str:
-        """The feature behind a pipeline output column (``num__age``, ``cat__sex_Male``)."""
-        stripped = column.split("__", 1)[-1]
-        for name in self.names:
-            if stripped == name or stripped.startswith(name + "_"):
-                return name
-        raise KeyError(f"no feature produces column {column!r}")
-
     def to_json(self) -> str:
         """Serialise as the ``feature_schema.json`` artifact."""
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True)

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
+from driftline.attribution import output_sources, sum_by_feature
 from driftline.baseline import Baseline, build_baseline
 from driftline.coercion import FeatureValueError, coerce_column, derive_schema, to_model_frame
 from driftline.schema import FeatureSchema
@@ -231,9 +232,7 @@ def _cross_validate(
 
 def _importances(pipeline: Pipeline, schema: FeatureSchema) -> dict[str, float]:
     """Gain-based importances summed back from one-hot columns to the original features."""
-    names = pipeline.named_steps["preprocess"].get_feature_names_out()
+    sources = output_sources(pipeline.named_steps["preprocess"])
     gains = pipeline.named_steps["classifier"].feature_importances_
-    totals = dict.fromkeys(schema.names, 0.0)
-    for name, gain in zip(names, gains, strict=True):
-        totals[schema.source_of(name)] += float(gain)
-    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+    totals = sum_by_feature(gains, sources, schema.names).tolist()
+    return dict(sorted(zip(schema.names, totals, strict=True), key=lambda kv: -kv[1]))
