@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from driftline.promotion import ComparisonRule
 from driftline.registry import ModelRegistry, PromotionConflictError
 from tests.integration.conftest import CliResult
-from tests.integration.test_train_and_registry import fresh_model
+from tests.integration.test_train_and_registry import fresh_model, race_promotions
 from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -101,24 +100,7 @@ def test_racing_takeovers_of_a_stale_claim_move_the_alias_once(
     with pytest.raises(MlflowException):
         registry(mlflow_server.uri, faulty).promote(name, ComparisonRule(), force=True)
     time.sleep(LEASE + 0.5)
-    barrier = threading.Barrier(2)
-    outcomes: list[object] = []
-
-    def promote() -> None:
-        mine = registry(mlflow_server.uri)
-        barrier.wait()
-        try:
-            outcomes.append(mine.promote(name, ComparisonRule(), force=True))
-        except Exception as exc:  # the loser's error is the point
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=promote) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    moves = [o for o in outcomes if not isinstance(o, Exception)]
-    assert len(outcomes) == 2 and len(moves) == 1, outcomes
+    outcomes = race_promotions(lambda: registry(mlflow_server.uri), name)
     assert any(isinstance(o, PromotionConflictError) for o in outcomes), outcomes
     assert registry(mlflow_server.uri).champion_history(name) == ["1", "2"]
 

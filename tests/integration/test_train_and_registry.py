@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -193,33 +194,41 @@ def test_promotion_without_a_challenger_or_model_is_a_clear_error(
     assert version.code == 6 and "has no version '99'" in version.stderr
 
 
-def test_racing_promotions_move_the_alias_once(
-    driftline_module, champion_run, challenger_run, mlflow_server
-) -> None:
-    def promote(name: str, barrier: threading.Barrier, outcomes: list[object]) -> None:
-        registry = ModelRegistry(MlflowClient(mlflow_server.uri, mlflow_server.uri))
+def race_promotions(make_registry: Callable[[], ModelRegistry], name: str) -> list[object]:
+    """Two forced promotions of ``name`` released at once; each one's move or error."""
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def promote() -> None:
+        registry = make_registry()
         barrier.wait()
         try:
             outcomes.append(registry.promote(name, ComparisonRule(), force=True))
-        except RegistryError as exc:
+        except RegistryError as exc:  # the loser's error is the point
             outcomes.append(exc)
+
+    threads = [threading.Thread(target=promote) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    moves = [o for o in outcomes if not isinstance(o, Exception)]
+    assert len(outcomes) == 2 and len(moves) == 1, outcomes
+    return outcomes
+
+
+def test_racing_promotions_move_the_alias_once(
+    driftline_module, champion_run, challenger_run, mlflow_server
+) -> None:
+    def make_registry() -> ModelRegistry:
+        return ModelRegistry(MlflowClient(mlflow_server.uri, mlflow_server.uri))
 
     for _ in range(3):
         name = fresh_model(driftline_module, champion_run, challenger_run)
-        barrier = threading.Barrier(2)
-        outcomes: list[object] = []
-        threads = [
-            threading.Thread(target=promote, args=(name, barrier, outcomes)) for _ in range(2)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        moves = [o for o in outcomes if not isinstance(o, Exception)]
-        assert len(outcomes) == 2 and len(moves) == 1, outcomes
+        outcomes = race_promotions(make_registry, name)
         loser = next(o for o in outcomes if isinstance(o, Exception))
         assert isinstance(loser, (PromotionConflictError, RegistryError))
-        registry = ModelRegistry(MlflowClient(mlflow_server.uri, mlflow_server.uri))
+        registry = make_registry()
         assert registry.alias_version(name, "champion") == "2"
         assert registry.champion_history(name) == ["1", "2"]
 
