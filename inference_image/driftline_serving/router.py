@@ -52,20 +52,33 @@ class SplitState:
         self.bps = settings.split_bps
         self.file = settings.split_file
         self._mtime: float | None = None
+        self._problem: str | None = None  # why the file is unusable, as last logged
 
     def refresh(self) -> None:
-        """Re-read the file when it changed; a bad file keeps the last good split (logged)."""
+        """Re-read the file when it changed; a bad file keeps the last good split.
+
+        Called every poll: a file that stays missing or bad is logged once, and again only when
+        the reason changes or the file is usable again.
+        """
         if self.file is None:
             return
         try:
             mtime = self.file.stat().st_mtime
-            if mtime == self._mtime:
-                return
-            self.bps = parse_split(self.file.read_text())
-            self._mtime = mtime
-            logger.info("split is now %d bps to the challenger (from %s)", self.bps, self.file)
+            if mtime != self._mtime:
+                self.bps = parse_split(self.file.read_text())
+                self._mtime = mtime
+                logger.info("split is now %d bps to the challenger (from %s)", self.bps, self.file)
+            elif self._problem is not None:
+                # Back unchanged (a ConfigMap volume swaps its symlink; a restored copy).
+                logger.info("split file %s usable again, keeping %d bps", self.file, self.bps)
+            self._problem = None
         except (OSError, ValueError) as exc:
-            logger.error("split file %s unusable, keeping %d bps: %s", self.file, self.bps, exc)
+            problem = str(exc)
+            if problem != self._problem:
+                logger.error(
+                    "split file %s unusable, keeping %d bps: %s", self.file, self.bps, problem
+                )
+            self._problem = problem
 
 
 class Router:
