@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -40,10 +41,10 @@ def main() -> int:
     try:
         step("1. train v1 on UCI Adult (seed 42) and make it champion")
         v1 = cli(env, "train", "--alias", "champion")
-        facts.append(("v1 champion", f"test AUC-ROC {v1['metrics']['roc_auc']:.4f}"))
+        facts.append(("trained champion", trained(v1)))
         step("2. train v2 (seed 7, 3 folds) and make it challenger")
         v2 = cli(env, "train", "--seed", "7", "--folds", "3", "--alias", "challenger")
-        facts.append(("v2 challenger", f"test AUC-ROC {v2['metrics']['roc_auc']:.4f}"))
+        facts.append(("trained challenger", trained(v2)))
 
         step(f"3. serve champion and challenger behind the router ({SPLIT_BPS / 100:.0f}% split)")
         champion = serve(env, processes, "serve", "--log-store", LOG_STORE)
@@ -62,16 +63,16 @@ def main() -> int:
         normal = adult[:3000]
         step("4. 3,000 requests from Adult through the router")
         normal_counts = send(router, normal, "normal")
-        facts.append(("normal traffic", describe(normal_counts)))
+        facts.append(("traffic from Adult", describe(normal_counts)))
         check = cli(env, "drift-check", "--log-store", LOG_STORE, "--last", "2500")
-        facts.append(("drift check (normal)", verdict(check)))
+        facts.append(("drift check after it", verdict(check)))
 
         step("5. 3,000 requests from a shifted sub-population: people under 30")
         young = [r for r in adult if r["age"] < 30][:3000]
         shifted_counts = send(router, young, "shifted")
-        facts.append(("shifted traffic", describe(shifted_counts)))
+        facts.append(("traffic, people under 30", describe(shifted_counts)))
         check = cli(env, "drift-check", "--log-store", LOG_STORE, "--last", "2500")
-        facts.append(("drift check (shifted)", verdict(check)))
+        facts.append(("drift check after it", verdict(check)))
 
         step("6. retrain because of the drift: a new challenger")
         retrain = cli(env, "retrain-if-drifted", "--log-store", LOG_STORE, "--last", "2500")
@@ -80,17 +81,13 @@ def main() -> int:
 
         step("7. promote the challenger (the rule first, then a manual override if it says no)")
         promoted = cli(env, "promote", check=False)
-        if "error" in promoted:
-            facts.append(("promote (rule)", promoted["error"][:90]))
+        refusal = promoted.get("error")
+        if refusal is not None:
             promoted = cli(env, "promote", "--force")
-        facts.append(
-            ("promote", f"champion {promoted['previous_champion']} -> {promoted['champion']}")
-        )
+        facts += promotion_facts(refusal, promoted)
         step("8. roll back")
         rolled = cli(env, "rollback")
-        facts.append(
-            ("rollback", f"champion {rolled['previous_champion']} -> {rolled['champion']}")
-        )
+        facts.append(("rollback", moved(rolled)))
     finally:
         for process in processes:
             process.terminate()
@@ -100,8 +97,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 process.kill()
     print("\nWhat happened")
-    for name, value in facts:
-        print(f"  {name:<24} {value}")
+    print(facts_table(facts))
     print("\nLook closer:")
     print(f"  MLflow UI:  {BIN / 'mlflow'} ui --backend-store-uri sqlite:///{HOME / 'mlflow.db'}")
     print(f"  reports:    {HOME / 'drift'} (HTML per drift check)")
@@ -178,23 +174,69 @@ def send(router: str, rows: list[dict[str, Any]], tag: str) -> Counter[str]:
     return counts
 
 
+def trained(result: dict[str, Any]) -> str:
+    """A trained and registered version and its test score."""
+    return f"version {result['version']}, test AUC-ROC {result['metrics']['roc_auc']:.4f}"
+
+
 def describe(counts: Counter[str]) -> str:
-    """Champion/challenger counts and the challenger share."""
+    """How many requests each variant answered, and the challenger's share."""
     total = sum(counts.values())
     share = counts["challenger"] / total if total else 0.0
-    return f"champion {counts['champion']}, challenger {counts['challenger']} ({share:.1%})"
+    return (
+        f"{total} requests: champion answered {counts['champion']},"
+        f" challenger {counts['challenger']} ({share:.1%})"
+    )
 
 
 def verdict(report: dict[str, Any]) -> str:
-    """The drift decision and the worst features."""
+    """The drift decision and every drifted feature, worst first as the report lists them."""
+    rows = report["samples"]["current"]
     drifted = [f for f in report.get("features", []) if f.get("drifted")]
-    names = ", ".join(f"{f['name']} (PSI {f['psi']:.2f})" for f in drifted[:3])
-    return f"drifted={report['drifted']} on {report['samples']['current']} rows {names}".strip()
+    if not report["drifted"]:
+        return f"no drift in the last {rows} logged rows"
+    names = ", ".join(f"{f['name']} (PSI {f['psi']:.2f})" for f in drifted)
+    return f"drift in the last {rows} logged rows: {names or 'prediction drift'}"
 
 
 def moved(move: dict[str, Any]) -> str:
     """An alias move as text."""
     return f"champion {move['previous_champion']} -> {move['champion']}"
+
+
+def promotion_facts(refusal: str | None, move: dict[str, Any]) -> list[tuple[str, str]]:
+    """The promotion lines: the rule's verdict in full, then the move and whether it was forced.
+
+    ``refusal`` is the rule's error line from `driftline promote` (None when the rule accepted);
+    ``move`` is what the promotion that happened (forced after a refusal) reported.
+    """
+    if refusal is None:
+        return [("promote: the rule accepted", moved(move))]
+    reason = refusal.removeprefix("driftline: error: ")
+    return [
+        ("promote: the rule refused", reason),
+        ("promote --force", f"{moved(move)}: a manual override of the rule's refusal"),
+    ]
+
+
+def facts_table(facts: list[tuple[str, str]], width: int = 100) -> str:
+    """Two columns, label and value; a long value wraps at word boundaries under its column.
+
+    Nothing is cut: a reason is only worth printing whole.
+    """
+    label_width = max((len(label) for label, _ in facts), default=0)
+    indent = " " * (2 + label_width + 2)
+    lines = []
+    for label, value in facts:
+        lines += textwrap.wrap(
+            value,
+            width=max(width, len(indent) + 20),
+            initial_indent=f"  {label:<{label_width}}  ",
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        ) or [f"  {label}"]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``scripts/manifests.py`` as a module, for tests that check what it generates."""
+"""Scripts under ``scripts/`` as modules, for tests that check what they generate or print."""
 
 from __future__ import annotations
 
@@ -7,14 +7,21 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "manifests.py"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 @cache
-def load_manifests_script() -> ModuleType:
-    """Import the script by path (``scripts/`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("driftline_manifests_script", SCRIPT)
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` by path (``scripts/`` is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        f"driftline_{name}_script", SCRIPTS / f"{name}.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_manifests_script() -> ModuleType:
+    """``scripts/manifests.py``."""
+    return load_script("manifests")

@@ -52,7 +52,7 @@ class ModelNotReadyError(ServingError):
 
 
 class UpstreamError(ServingError):
-    """The router could not reach any variant."""
+    """The router could not reach the champion (nor, before it, the challenger)."""
 
-    status = 502
+    status = 503
     kind = "upstream_unavailable"

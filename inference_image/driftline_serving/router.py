@@ -4,7 +4,10 @@ The variant is chosen by ``split.choose`` on the request id (``X-Request-ID`` he
 ``request_id`` in the body, else a new id that is added to the forwarded request and the answer).
 The split can change at run time through a watched file (a mounted ConfigMap). Connections to
 the upstreams are pooled and kept alive (``upstream.UpstreamPool``). When the challenger cannot
-be reached its request goes to the champion, and that is counted.
+serve (refused, reset, no answer in time, not HTTP, or an answer of 502, 503 or 504) its request
+goes to the champion, and that is counted by reason. Any other answer, a 4xx the request caused
+included, is the challenger's and goes back to the client. When the champion cannot be reached
+the client gets a 503 ``upstream_unavailable`` within the upstream timeout.
 
 A plain ASGI app rather than FastAPI: the router adds a network hop to every request, and the
 framework's routing and request objects cost more than the hashing and forwarding themselves.
@@ -33,11 +36,16 @@ from driftline_serving.http_body import read_limited
 from driftline_serving.records import valid_request_id
 from driftline_serving.settings import RouterSettings
 from driftline_serving.split import CHALLENGER, CHAMPION, choose, parse_split
-from driftline_serving.upstream import UpstreamPool, UpstreamUnavailable
+from driftline_serving.upstream import UpstreamPool, UpstreamTimeout, UpstreamUnavailable
 
 logger = logging.getLogger("driftline.router")
 FORWARDED = frozenset({"/predict", "/predict/batch"})
 JSON = b"application/json"
+# Answers that say "this variant cannot serve now", whatever the request: a proxy or mesh in front
+# of the variant could not reach it (502) or timed out (504), or the server is not ready (503).
+# A 500 is not among them: it is the challenger failing on this request, which its error rate
+# must show rather than the champion hide.
+CANNOT_SERVE = {502: "bad_gateway", 503: "unavailable", 504: "timeout"}
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -52,20 +60,33 @@ class SplitState:
         self.bps = settings.split_bps
         self.file = settings.split_file
         self._mtime: float | None = None
+        self._problem: str | None = None  # why the file is unusable, as last logged
 
     def refresh(self) -> None:
-        """Re-read the file when it changed; a bad file keeps the last good split (logged)."""
+        """Re-read the file when it changed; a bad file keeps the last good split.
+
+        Called every poll: a file that stays missing or bad is logged once, and again only when
+        the reason changes or the file is usable again.
+        """
         if self.file is None:
             return
         try:
             mtime = self.file.stat().st_mtime
-            if mtime == self._mtime:
-                return
-            self.bps = parse_split(self.file.read_text())
-            self._mtime = mtime
-            logger.info("split is now %d bps to the challenger (from %s)", self.bps, self.file)
+            if mtime != self._mtime:
+                self.bps = parse_split(self.file.read_text())
+                self._mtime = mtime
+                logger.info("split is now %d bps to the challenger (from %s)", self.bps, self.file)
+            elif self._problem is not None:
+                # Back unchanged (a ConfigMap volume swaps its symlink; a restored copy).
+                logger.info("split file %s usable again, keeping %d bps", self.file, self.bps)
+            self._problem = None
         except (OSError, ValueError) as exc:
-            logger.error("split file %s unusable, keeping %d bps: %s", self.file, self.bps, exc)
+            problem = str(exc)
+            if problem != self._problem:
+                logger.error(
+                    "split file %s unusable, keeping %d bps: %s", self.file, self.bps, problem
+                )
+            self._problem = problem
 
 
 class Router:
@@ -80,17 +101,26 @@ class Router:
             "Challenger share applied, basis points.",
             registry=self.registry,
         )
-        self.requests = Counter(
+        requests = Counter(
             "driftline_router_requests_total",
             "Requests forwarded, by the variant that answered.",
             ["variant"],
             registry=self.registry,
         )
-        self.fallbacks = Counter(
+        fallbacks = Counter(
             "driftline_router_fallbacks_total",
-            "Challenger requests sent to the champion because the challenger was unreachable.",
+            "Challenger requests answered by the champion because the challenger could not serve"
+            " (reason: unreachable, timeout, bad_gateway, unavailable).",
+            ["reason"],
             registry=self.registry,
         )
+        # Children made once, here: the request path only looks them up.
+        self.answered = {variant: requests.labels(variant) for variant in (CHAMPION, CHALLENGER)}
+        self.fallback_unreachable = fallbacks.labels("unreachable")
+        self.fallback_timeout = fallbacks.labels("timeout")
+        self.fallback_for_status = {
+            status: fallbacks.labels(reason) for status, reason in CANNOT_SERVE.items()
+        }
         self.split = SplitState(settings)
         self.split.refresh()
         self.upstreams = {CHAMPION: settings.champion_url.rstrip("/")}
@@ -152,24 +182,39 @@ class Router:
         declared = _header(scope, b"content-length")
         body = await read_limited(_chunks(receive), declared, self.settings.max_body_bytes)
         request_id = _header(scope, b"x-request-id") or _body_request_id(body) or uuid.uuid4().hex
-        variant = CHAMPION
-        if CHALLENGER in self.upstreams:
-            variant = choose(request_id, self.split.bps)
         path = scope["path"]
-        try:
-            status, content = await self._post(variant, path, body, request_id)
-        except UpstreamUnavailable as exc:
-            if variant == CHAMPION:
-                raise UpstreamError(f"champion unreachable: {exc}") from exc
-            self.fallbacks.inc()
+        answer = None
+        if CHALLENGER in self.upstreams and choose(request_id, self.split.bps) == CHALLENGER:
+            answer = await self._challenger(path, body, request_id)
+        variant = CHALLENGER
+        if answer is None:
             variant = CHAMPION
             try:
-                status, content = await self._post(CHAMPION, path, body, request_id)
-            except UpstreamUnavailable as again:
-                raise UpstreamError(f"no variant reachable: {again}") from again
-        self.requests.labels(variant).inc()
+                answer = await self._post(CHAMPION, path, body, request_id)
+            except UpstreamUnavailable as exc:
+                raise UpstreamError(f"the champion cannot be reached: {exc}") from exc
+        status, content = answer
+        self.answered[variant].inc()
         extra = [(b"x-request-id", request_id.encode()), (b"x-driftline-variant", variant.encode())]
         await _respond(send, status, content, JSON, extra)
+
+    async def _challenger(
+        self, path: str, body: bytes, request_id: str
+    ) -> tuple[int, bytes] | None:
+        """The challenger's answer; None, counted by reason, when it cannot serve."""
+        try:
+            status, content = await self._post(CHALLENGER, path, body, request_id)
+        except UpstreamTimeout:
+            self.fallback_timeout.inc()
+            return None
+        except UpstreamUnavailable:
+            self.fallback_unreachable.inc()
+            return None
+        fallback = self.fallback_for_status.get(status)
+        if fallback is not None:
+            fallback.inc()
+            return None
+        return status, content
 
     async def _post(
         self, variant: str, path: str, body: bytes, request_id: str

@@ -3,9 +3,10 @@
 The router speaks to exactly one kind of peer, `driftline serve`, which always answers with a
 Content-Length. A general client (aiohttp) spent most of the router's added latency on features
 this hop never uses, so the router keeps a small pool of raw connections per upstream instead.
-Anything unexpected (a closed connection, a malformed or chunked answer) is an ``UpstreamError``
-and the connection is dropped; a request is retried once on a fresh connection when a pooled one
-turns out to be stale.
+Anything unexpected (a closed connection, a malformed or chunked answer) is
+``UpstreamUnavailable`` and the connection is dropped; a request is retried once on a fresh
+connection when a pooled one turns out to be stale. One deadline covers the whole call, retry
+included, so a variant that stopped answering costs its caller one timeout, not two.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ class UpstreamUnavailable(Exception):
     """The upstream could not be reached or gave no usable answer."""
 
 
+class UpstreamTimeout(UpstreamUnavailable):
+    """The upstream gave no answer within the timeout."""
+
+
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -34,7 +39,8 @@ class UpstreamPool:
             raise ValueError(f"upstream must be an http:// URL, got {base_url!r}")
         self.host = parts.hostname
         self.port = parts.port or 80
-        self._host_header = f"{self.host}:{self.port}".encode()
+        self._where = f"{self.host}:{self.port}"
+        self._host_header = self._where.encode()
         self._idle: list[Connection] = []
         self._size = size
         self._timeout = timeout
@@ -42,31 +48,42 @@ class UpstreamPool:
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         """POST ``body``; the status and body of the answer."""
         request = self._request(path, body, headers)
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for wraps the call in a new task.
+            async with asyncio.timeout(self._timeout):
+                return await self._send(request)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self._where}: no answer within {self._timeout:g} s") from exc
+
+    async def _send(self, request: bytes) -> tuple[int, bytes]:
         for attempt in range(2):
             fresh = not self._idle
             connection = self._idle.pop() if self._idle else await self._connect()
             try:
-                status, content, keep = await asyncio.wait_for(
-                    _exchange(connection, request), self._timeout
-                )
+                status, content, keep = await _exchange(connection, request)
             except (
                 OSError,
-                ValueError,  # includes asyncio.LimitOverrunError and a bad content-length
+                ValueError,  # a bad content-length
+                asyncio.LimitOverrunError,  # a header block longer than the stream's limit
                 asyncio.IncompleteReadError,
                 UpstreamUnavailable,
-                TimeoutError,
             ) as exc:
                 _close(connection)
                 # A pooled connection may have been closed by the server while idle.
                 if fresh or attempt == 1:
-                    raise UpstreamUnavailable(f"{self.host}:{self.port}: {exc!r}") from exc
+                    raise UpstreamUnavailable(f"{self._where}: {exc!r}") from exc
                 continue
+            except asyncio.CancelledError:
+                # The deadline (or the client leaving) cut the exchange short: the connection
+                # may still receive the late answer, so it cannot be reused.
+                _close(connection)
+                raise
             if keep and len(self._idle) < self._size:
                 self._idle.append(connection)
             else:
                 _close(connection)
             return status, content
-        raise UpstreamUnavailable(f"{self.host}:{self.port}: no answer")
+        raise UpstreamUnavailable(f"{self._where}: no answer")
 
     async def close(self) -> None:
         """Close every idle connection."""
@@ -75,11 +92,9 @@ class UpstreamPool:
 
     async def _connect(self) -> Connection:
         try:
-            return await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self._timeout
-            )
-        except (OSError, TimeoutError) as exc:
-            raise UpstreamUnavailable(f"{self.host}:{self.port}: {exc!r}") from exc
+            return await asyncio.open_connection(self.host, self.port)
+        except OSError as exc:
+            raise UpstreamUnavailable(f"{self._where}: {exc!r}") from exc
 
     def _request(self, path: str, body: bytes, headers: dict[str, str]) -> bytes:
         lines = [

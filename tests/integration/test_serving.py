@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -11,30 +10,16 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pandas as pd
 import pytest
 
 from driftline.inference_log import count_rows, engine_for
 from driftline_serving.split import choose
 from tests.integration.postgres import PostgresServer
+from tests.integration.serving_helpers import metric, rows
 from tests.processes import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 CASES = Path(__file__).parents[1] / "cases"
-
-
-def rows(adult: pd.DataFrame, n: int, seed: int = 0) -> list[dict]:
-    sample = adult.drop(columns=["income"]).sample(n, random_state=seed)
-    records = json.loads(sample.to_json(orient="records"))
-    return records
-
-
-def metric(text: str, name: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 @pytest.fixture(scope="module")

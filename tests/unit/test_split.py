@@ -1,7 +1,12 @@
+import logging
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 
+from driftline_serving.router import SplitState
+from driftline_serving.settings import RouterSettings
 from driftline_serving.split import BPS_TOTAL, bucket, choose, parse_split
 
 
@@ -32,3 +37,49 @@ def test_split_file_content() -> None:
     for bad in ("-1", "10001", "ten"):
         with pytest.raises(ValueError):
             parse_split(bad)
+
+
+def test_a_split_file_problem_is_logged_when_it_starts_changes_and_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The router polls the file every second: a file that stays missing must not flood the log.
+    split_file = tmp_path / "split"
+
+    def write(text: str, mtime: float) -> None:
+        split_file.write_text(text)
+        os.utime(split_file, (mtime, mtime))  # explicit: two writes may share a timestamp
+
+    def polls(times: int = 5) -> list[tuple[int, str]]:
+        caplog.clear()
+        for _ in range(times):
+            state.refresh()
+        return [(r.levelno, r.getMessage()) for r in caplog.records]
+
+    def once() -> tuple[int, str]:
+        logged = polls()
+        assert len(logged) == 1, logged
+        return logged[0]
+
+    write("2500", 1000.0)
+    state = SplitState(RouterSettings(champion_url="http://x", split_file=split_file))
+    caplog.set_level(logging.INFO, logger="driftline.router")
+    assert polls() == [
+        (logging.INFO, f"split is now 2500 bps to the challenger (from {split_file})")
+    ]
+    split_file.unlink()
+    level, message = once()
+    assert level == logging.ERROR
+    assert message.startswith(f"split file {split_file} unusable, keeping 2500 bps: [Errno 2]")
+    write("ten", 1001.0)
+    level, message = once()
+    assert (level, "keeping 2500 bps" in message, "ten" in message) == (logging.ERROR, True, True)
+    write("4000", 1002.0)
+    assert polls() == [
+        (logging.INFO, f"split is now 4000 bps to the challenger (from {split_file})")
+    ]
+    assert state.bps == 4000
+    # Gone, then back with the same content and timestamp: nothing to re-read, but say so.
+    split_file.unlink()
+    assert once()[0] == logging.ERROR
+    write("4000", 1002.0)
+    assert polls() == [(logging.INFO, f"split file {split_file} usable again, keeping 4000 bps")]

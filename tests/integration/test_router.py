@@ -1,0 +1,198 @@
+"""The router when a variant cannot serve: real uvicorn processes (and a fake upstream) on loopback.
+
+A challenger that cannot answer (refused, reset, timed out, not ready, or a proxy's 502/504) has
+its share answered by the champion, counted by reason; a 4xx the request itself caused is the
+challenger's answer and goes back to the client. A champion that cannot serve gives a 503 within
+the upstream timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pandas as pd
+import pytest
+
+from driftline_serving.split import choose
+from tests.integration.conftest import Served
+from tests.integration.fake_upstream import FakeUpstream
+from tests.integration.serving_helpers import metric, rows
+from tests.processes import free_port
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT = 1.0  # the routers' upstream timeout here, seconds
+SLACK = 1.5  # what a loaded shared test machine may add to an answer, seconds
+FALLBACKS = "driftline_router_fallbacks_total"
+
+StartRouter = Callable[..., Served]
+
+
+@pytest.fixture(scope="module")
+def champion(start_server) -> Served:
+    """A real inference server with the registered champion."""
+    return start_server("serve")
+
+
+@pytest.fixture(scope="module")
+def not_ready(start_server) -> Served:
+    """A real inference server that stays not ready: its model does not exist."""
+    return start_server("serve", "--model", "no-such-model", ready="/health")
+
+
+@pytest.fixture(scope="module")
+def record(adult: pd.DataFrame) -> dict:
+    return rows(adult, 1)[0]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeUpstream]:
+    upstream = FakeUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture
+def start_router(start_server) -> StartRouter:
+    def start(
+        champion: str,
+        challenger: str | None = None,
+        split_bps: int = 10_000,
+        timeout: float = TIMEOUT,
+    ) -> Served:
+        args = ["router", "--champion", champion, "--split-bps", str(split_bps)]
+        if challenger is not None:
+            args += ["--challenger", challenger]
+        env = {"DRIFTLINE_ROUTER_UPSTREAM_TIMEOUT_SECONDS": str(timeout)}
+        return start_server(*args, env=env, ready="/health")
+
+    return start
+
+
+def dead_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_a_not_ready_challengers_share_is_answered_by_the_champion_and_counted(
+    start_router: StartRouter, champion: Served, not_ready: Served, record: dict
+) -> None:
+    # The premise: the challenger process is up and answers 503 model_not_ready itself.
+    direct = httpx.post(not_ready.url + "/predict", json={"features": record})
+    assert (direct.status_code, direct.json()["error"]) == (503, "model_not_ready")
+    router = start_router(champion.url, not_ready.url, split_bps=5000)
+    ids = [f"id-{n}" for n in range(100)]
+    with httpx.Client(base_url=router.url) as client:
+        answers = [client.post("/predict", json={"features": record, "request_id": i}) for i in ids]
+        assert [a.status_code for a in answers] == [200] * len(ids)
+        assert {a.json()["variant"] for a in answers} == {"champion"}
+        assert {a.headers["x-driftline-variant"] for a in answers} == {"champion"}
+        to_challenger = [i for i in ids if choose(i, 5000) == "challenger"]
+        batch = client.post(
+            "/predict/batch",
+            json={"records": [{"features": record}] * 3},
+            headers={"x-request-id": to_challenger[0]},
+        )
+        assert batch.status_code == 200, batch.text
+        assert batch.headers["x-driftline-variant"] == "champion"
+        metrics = client.get("/metrics").text
+    assert metric(metrics, FALLBACKS + '{reason="unavailable"}') == len(to_challenger) + 1 > 1
+    assert metric(metrics, FALLBACKS) == len(to_challenger) + 1
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        ("close", "unreachable"),  # accepts the connection, then closes it without answering
+        ("garbage", "unreachable"),  # answers something that is not HTTP
+        ("hang", "timeout"),  # answers after the timeout (here: never)
+        ("502", "bad_gateway"),  # a proxy in front of the challenger cannot reach it
+        ("503", "unavailable"),
+        ("504", "timeout"),  # a proxy in front of the challenger timed out
+    ],
+)
+def test_a_challenger_that_cannot_serve_falls_back_to_the_champion(
+    start_router: StartRouter,
+    champion: Served,
+    fake: FakeUpstream,
+    record: dict,
+    behaviour: str,
+    reason: str,
+) -> None:
+    fake.behaviour = behaviour
+    router = start_router(champion.url, fake.url)
+    with httpx.Client(base_url=router.url, timeout=30) as client:
+        for n in range(3):
+            started = time.monotonic()
+            answer = client.post("/predict", json={"features": record, "request_id": f"r{n}"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["variant"] == "champion"
+            assert time.monotonic() - started < TIMEOUT + SLACK
+        metrics = client.get("/metrics").text
+    assert fake.requests >= 3
+    assert metric(metrics, f'{FALLBACKS}{{reason="{reason}"}}') == 3
+    assert metric(metrics, FALLBACKS) == 3
+    assert metric(metrics, 'driftline_router_requests_total{variant="champion"}') == 3
+
+
+def test_a_pooled_connection_that_stops_answering_costs_one_timeout_not_two(
+    start_router: StartRouter, champion: Served, fake: FakeUpstream, record: dict
+) -> None:
+    timeout = 2.5  # long enough that two timeouts cannot pass for one plus slack
+    router = start_router(champion.url, fake.url, timeout=timeout)
+    with httpx.Client(base_url=router.url, timeout=30) as client:
+        first = client.post("/predict", json={"features": record})
+        assert first.json()["variant"] == "challenger"  # the router now pools this connection
+        fake.behaviour = "hang"
+        started = time.monotonic()
+        answer = client.post("/predict", json={"features": record})
+        elapsed = time.monotonic() - started
+    assert answer.json()["variant"] == "champion"
+    # A timed-out request is not retried on a fresh connection: that would double the wait.
+    assert timeout <= elapsed < timeout + SLACK
+
+
+def test_a_4xx_the_request_caused_is_the_challengers_answer(
+    start_server, start_router: StartRouter, champion: Served, record: dict
+) -> None:
+    challenger = start_server("serve", "--variant", "challenger")
+    router = start_router(champion.url, challenger.url)
+    with httpx.Client(base_url=router.url) as client:
+        invalid = client.post("/predict", json={"features": {**record, "age": "old"}})
+        malformed = client.post("/predict", content=b"{not json")
+        missing = client.post("/predict/batch", json={"records": []})
+        metrics = client.get("/metrics").text
+    assert (invalid.status_code, invalid.json()["field"]) == (422, "features.age")
+    assert malformed.status_code == 400
+    assert missing.status_code == 422
+    for answer in (invalid, malformed, missing):
+        assert answer.headers["x-driftline-variant"] == "challenger"
+    assert metric(metrics, FALLBACKS) == 0
+    assert metric(metrics, 'driftline_router_requests_total{variant="challenger"}') == 3
+
+
+@pytest.mark.parametrize("kind", ["dead", "hang", "garbage"])
+def test_a_champion_that_cannot_be_reached_gives_a_clear_503_in_time(
+    start_router: StartRouter, fake: FakeUpstream, record: dict, kind: str
+) -> None:
+    fake.behaviour = kind
+    router = start_router(dead_url() if kind == "dead" else fake.url)
+    started = time.monotonic()
+    answer = httpx.post(router.url + "/predict", json={"features": record}, timeout=30)
+    assert time.monotonic() - started < TIMEOUT + SLACK
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "upstream_unavailable"
+    assert "champion" in answer.json()["message"]
+
+
+def test_a_not_ready_champion_answers_its_own_503(
+    start_router: StartRouter, not_ready: Served, record: dict
+) -> None:
+    # Also when the challenger could not serve either: the client sees why nothing answered.
+    router = start_router(not_ready.url, dead_url())
+    with httpx.Client(base_url=router.url) as client:
+        answer = client.post("/predict", json={"features": record})
+        metrics = client.get("/metrics").text
+    assert (answer.status_code, answer.json()["error"]) == (503, "model_not_ready")
+    assert metric(metrics, FALLBACKS + '{reason="unreachable"}') == 1
