@@ -49,7 +49,7 @@ def driftline_module(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempP
     workdir = tmp_path_factory.mktemp("cli")
     executable = Path(sys.executable).parent / "driftline"
 
-    def run(*args: str, timeout: float = 300) -> CliResult:
+    def run(*args: str, timeout: float = 900) -> CliResult:
         env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.uri}
         env.pop("DRIFTLINE_TRACKING_URI", None)
         done = subprocess.run(
