@@ -48,13 +48,12 @@ class ImageConfig:
     user: str = ""
 
 
-def _walk(rootfs: Path) -> Iterator[Path]:
-    """Every path under ``rootfs`` in a stable order (parents before children)."""
-    for dirpath, dirnames, filenames in os.walk(rootfs):
-        dirnames.sort()
-        base = Path(dirpath)
-        for name in sorted([*dirnames, *filenames]):
-            yield base / name
+def _walk(directory: Path) -> Iterator[Path]:
+    """Every path under ``directory``, depth first in name order (as ``tar`` lists them)."""
+    for path in sorted(directory.iterdir(), key=lambda p: p.name):
+        yield path
+        if path.is_dir() and not path.is_symlink():
+            yield from _walk(path)
 
 
 def _tar_info(path: Path, arcname: str) -> tarfile.TarInfo:
