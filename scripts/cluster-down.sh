@@ -163,6 +163,20 @@ remove_chains() { # iptables|ip6tables
 }
 remove_chains iptables
 remove_chains ip6tables
+# iptables-nft creates an nf_tables table (ip filter, ip6 nat, ...) on first use and has no
+# command to delete it. Tables that did not exist before cluster-up and hold no rule and no
+# DROP policy now are deleted; any other is left to whoever uses it.
+if [[ -f "$SAVED/nft-tables" ]] && command -v nft >/dev/null; then
+    while read -r _ family name; do
+        grep -qxF "table $family $name" "$SAVED/nft-tables" && continue
+        listing=$(nft -a list table "$family" "$name" 2>/dev/null) || continue
+        if grep -vE '^\s*(table|chain) ' <<<"$listing" | grep -qE '# handle|policy drop'; then
+            log "nf_tables table $family $name is in use by someone else; left in place"
+            continue
+        fi
+        nft delete table "$family" "$name" || warn "cannot delete nf_tables table $family $name"
+    done < <(nft list tables)
+fi
 stage "iptables rules and chains removed"
 
 # ---------------------------------------------------------------- links, conntrack

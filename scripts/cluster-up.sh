@@ -27,8 +27,10 @@ set -euo pipefail
 # ---------------------------------------------------------------- packages
 ensure_packages() {
     local missing=() pkg
-    for pkg in containerd runc containernetworking-plugins iptables conntrack busybox-static \
-        gcc libc6-dev openssl; do
+    # nftables: only its nft command, with which cluster-down removes the (empty) nf_tables
+    # tables that iptables-nft created and iptables itself cannot delete.
+    for pkg in containerd runc containernetworking-plugins iptables nftables conntrack \
+        busybox-static gcc libc6-dev openssl; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     if ((${#missing[@]})); then
@@ -119,6 +121,7 @@ for s in "${SAVED_SYSCTLS[@]}"; do
     printf '%s=%s\n' "$s" "$v"
 done >"$SAVED/sysctl.conf"
 for p in "${HOST_PATHS[@]}"; do [[ -e $p || -L $p ]] && echo "$p"; done >"$SAVED/paths" || true
+nft list tables >"$SAVED/nft-tables"
 
 ip link add "$BRIDGE" type bridge
 ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterable
@@ -132,6 +133,11 @@ def iptables() -> set[str]:
     }
 
 
+def nft_tables() -> set[str]:
+    """The nf_tables tables (iptables-nft leaves empty ones behind unless they are deleted)."""
+    return _lines(_run("nft", "list", "tables")) if shutil.which("nft") else set()
+
+
 def read_sysctls() -> dict[str, str]:
     """``sysctl -a`` as a mapping, without volatile and per-interface keys."""
     values = {}
@@ -216,6 +222,7 @@ class HostState:
                 "addresses": addresses(),
                 "routes": routes(),
                 "iptables": iptables(),
+                "nft-tables": nft_tables(),
                 "sysctls": sysctls,
                 "mounts": mounts(),
                 "netns": netns(),

@@ -7,6 +7,7 @@ The tests run in file order; the last one tears the cluster down.
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -115,6 +116,31 @@ def test_pods_route_only_to_the_cluster_ranges(local_cluster: LocalCluster, tool
     assert all(ALLOWED_POD_ROUTES.match(r) for r in routes), routes
     resolv = exec_in(local_cluster, toolbox, "cat", "/etc/resolv.conf")
     assert re.findall(r"^nameserver (\S+)", resolv, re.M) == [DNS_SERVICE_IP], resolv
+
+
+def test_no_pod_traffic_left_the_cluster_ranges(local_cluster: LocalCluster, toolbox: str) -> None:
+    """After the DNS, route and pull checks: the FORWARD guard exists and dropped nothing,
+    and conntrack saw no connection from a pod to an address outside the cluster."""
+    # A route lookup only (nothing is sent): outside addresses are unreachable from a pod.
+    with pytest.raises(AssertionError, match=r"(?i)unreachable"):
+        exec_in(local_cluster, toolbox, "ip", "route", "get", "192.0.2.1")
+    guard = subprocess.run(
+        ["iptables", "-w", "-t", "mangle", "-L", "FORWARD", "-v", "-n", "-x"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    drops = [line.split() for line in guard.splitlines() if "DROP" in line and "dl-cni0" in line]
+    assert len(drops) == 2, guard
+    assert all(fields[0] == "0" for fields in drops), guard
+    entries = subprocess.run(
+        ["conntrack", "-L", "-s", "10.244.0.0/24"], capture_output=True, text=True, check=False
+    ).stdout
+    outside = [
+        line
+        for line in entries.splitlines()
+        if (dst := re.search(r"dst=(\S+)", line))
+        and not dst.group(1).startswith(("10.244.0.", "10.96.0.", "127."))
+    ]
+    assert not outside, "pod connections to outside addresses:\n" + "\n".join(outside)
 
 
 def test_kubectl_top_shows_node_and_pods(local_cluster: LocalCluster) -> None:
