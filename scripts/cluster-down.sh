@@ -56,27 +56,29 @@ terminate() {
     for p in "$@"; do kill -KILL "$p" 2>/dev/null || true; done
 }
 
-stop_component() { # NAME: by the PID in its file, only if that PID is still our process
-    local name=$1 pid
-    pid=$(pid_of "$name")
-    rm -f "$PIDS/$name.pid"
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    case "$(cmdline "$pid")" in
-        *"$STATE/"*) ;;
-        *)
-            log "$name: PID $pid now belongs to another process; left alone"
-            return 0
-            ;;
-    esac
-    terminate "$pid"
-    log "stopped $name (PID $pid)"
+stop_components() { # NAME...: by the PIDs in their files, together, if still our processes
+    local name pid pids=() names=()
+    for name in "$@"; do
+        pid=$(pid_of "$name")
+        rm -f "$PIDS/$name.pid"
+        if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then continue; fi
+        case "$(cmdline "$pid")" in
+            *"$STATE/"*)
+                pids+=("$pid")
+                names+=("$name ($pid)")
+                ;;
+            *) log "$name: PID $pid now belongs to another process; left alone" ;;
+        esac
+    done
+    ((${#pids[@]})) || return 0
+    terminate "${pids[@]}"
+    log "stopped ${names[*]}"
 }
 
 stage "cluster-down"
 
 # ---------------------------------------------------------------- node and pods
-stop_component kube-proxy
-stop_component kubelet
+stop_components kube-proxy kubelet
 if [[ -S $CRI_SOCK ]]; then
     crictl=""
     tools=$(node_bin_dir)
@@ -107,9 +109,12 @@ if ((${#leftover[@]})); then
 fi
 
 # ---------------------------------------------------------------- control plane, runtime
-for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-    stop_component "${COMPONENTS[i]}"
-done
+# The API clients first (the apiserver takes a few seconds of graceful termination), then
+# the store, then the runtime; whatever else is in COMPONENTS goes last.
+stop_components kube-scheduler kube-controller-manager kube-apiserver
+stop_components etcd
+stop_components containerd
+stop_components "${COMPONENTS[@]}"
 # containerd's shims outlive it by design (they are reparented to init); ours name our socket.
 mapfile -t leftover < <(our_pids)
 if ((${#leftover[@]})); then
