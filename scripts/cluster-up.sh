@@ -45,12 +45,12 @@ cluster_healthy() {
     [[ -f "$RUN_STATE/up.done" ]] || return 1
     local c
     for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
-    "$KUBECTL" get --raw /readyz >/dev/null 2>&1 || return 1
+    "$KUBECTL" --request-timeout=5s get --raw /readyz >/dev/null 2>&1 || return 1
     node_ready
 }
 
 node_ready() {
-    [[ "$("$KUBECTL" get node "$NODE_NAME" \
+    [[ "$("$KUBECTL" --request-timeout=5s get node "$NODE_NAME" \
         -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
 }
 
@@ -199,7 +199,7 @@ start containerd env -u NO_PROXY -u no_proxy \
     HTTP_PROXY="$NO_PULL_PROXY" HTTPS_PROXY="$NO_PULL_PROXY" \
     http_proxy="$NO_PULL_PROXY" https_proxy="$NO_PULL_PROXY" \
     containerd --config "$RUN_STATE/containerd.toml"
-wait_until 30 "containerd's socket" ctr --address "$CRI_SOCK" version
+wait_ready containerd 30 "containerd's socket" ctr --address "$CRI_SOCK" version
 expect_alive containerd
 stage "containerd"
 
@@ -223,7 +223,7 @@ start etcd "$KUBE_BIN/etcd" --name="$NODE_NAME" --data-dir="$RUN_STATE/etcd" \
     --initial-cluster="$NODE_NAME=http://127.0.0.1:$ETCD_PEER_PORT" \
     --listen-metrics-urls="http://127.0.0.1:$ETCD_METRICS_PORT" \
     --unsafe-no-fsync --log-level=warn
-wait_until 30 "etcd /health" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+wait_ready etcd 30 "etcd /health" curl -sf -m 3 "http://127.0.0.1:$ETCD_PORT/health"
 stage "etcd"
 
 # Bound to the bridge address, not loopback: pods reach the API through the kubernetes
@@ -248,7 +248,7 @@ start kube-apiserver "$KUBE_BIN/kube-apiserver" \
     --service-account-issuer="https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
     --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
     --service-cluster-ip-range="$SVC_CIDR" --allow-privileged=true --profiling=false --v=1
-wait_until 60 "kube-apiserver /readyz" "$KUBECTL" get --raw /readyz
+wait_ready kube-apiserver 60 "kube-apiserver /readyz" "$KUBECTL" --request-timeout=5s get --raw /readyz
 stage "kube-apiserver ready on https://$NODE_IP:$API_PORT"
 
 start kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
@@ -266,8 +266,8 @@ start kube-scheduler "$KUBE_BIN/kube-scheduler" \
     --authorization-kubeconfig="$RUN_STATE/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" --cert-dir="$RUN_STATE/scheduler-certs" \
     --leader-elect=false --profiling=false --v=1
-wait_until 60 "kube-controller-manager /healthz" curl -skf "https://127.0.0.1:$KCM_PORT/healthz"
-wait_until 60 "kube-scheduler /healthz" curl -skf "https://127.0.0.1:$SCHED_PORT/healthz"
+wait_ready kube-controller-manager 60 "kube-controller-manager /healthz" curl -skf -m 3 "https://127.0.0.1:$KCM_PORT/healthz"
+wait_ready kube-scheduler 60 "kube-scheduler /healthz" curl -skf -m 3 "https://127.0.0.1:$SCHED_PORT/healthz"
 stage "kube-controller-manager, kube-scheduler healthy"
 
 # ---------------------------------------------------------------- node
@@ -323,7 +323,7 @@ conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeou
 iptables: {localhostNodePorts: false, masqueradeAll: false}
 YAML
 start kube-proxy "$KUBE_BIN/kube-proxy" --config="$RUN_STATE/kube-proxy-config.yaml" --v=2
-wait_until 60 "node $NODE_NAME Ready" node_ready
+wait_ready kubelet 60 "node $NODE_NAME Ready" node_ready
 expect_alive kubelet
 expect_alive kube-proxy
 stage "kubelet and kube-proxy; node $NODE_NAME Ready"

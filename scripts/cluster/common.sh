@@ -107,6 +107,25 @@ wait_until() {
     done
 }
 
+# wait_ready NAME SECONDS DESCRIPTION COMMAND...: as wait_until, but give up at once when the
+# component NAME has exited (a port in use, a bad flag) instead of waiting for the timeout.
+wait_ready() {
+    local name=$1 seconds=$2 what=$3
+    shift 3
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        if ! alive "$name"; then
+            log "$name exited while waiting for $what (see $LOGS/$name.log)"
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            log "timed out after ${seconds}s waiting for $what"
+            return 1
+        fi
+        sleep 0.25
+    done
+}
+
 # Tails of every component log, for failure reports.
 print_log_tails() {
     local lines=${1:-30} f

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -14,6 +15,8 @@ from tests.cluster.conftest import DOWN, DOWN_TIMEOUT, MARKERS, UP, UP_TIMEOUT, 
 from tests.cluster.hoststate import HostState, describe, unstable_sysctls
 
 pytestmark = pytest.mark.cluster
+
+ETCD_PORT = 12379  # scripts/cluster/common.sh
 
 
 def start_and_kill_up(after_line: str, timeout: float = 300) -> str:
@@ -70,3 +73,21 @@ def test_up_clears_leftovers_of_a_killed_run_itself() -> None:
     assert result.returncode == 0, result.stdout
     changes = before.diff(HostState.take(MARKERS, unstable))
     assert not changes, "the host differs after cluster-down:\n" + describe(changes)
+
+
+def test_a_failed_start_fails_with_the_component_logs_and_restores_the_host() -> None:
+    """etcd cannot bind its port: cluster-up must stop at once, print etcd's log, tear down."""
+    unstable = unstable_sysctls()
+    before = HostState.take(MARKERS, unstable)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", ETCD_PORT))
+        blocker.listen()
+        result, seconds = run_script(UP, UP_TIMEOUT)
+    assert result.returncode == 1, result.stdout
+    assert "etcd exited while waiting" in result.stdout, result.stdout
+    assert "logs/etcd.log" in result.stdout and "address already in use" in result.stdout
+    assert seconds < 60, f"a failed start took {seconds:.0f}s to be reported"
+    print(f"\nfailed cluster-up reported and cleaned in {seconds:.1f}s")
+    changes = before.diff(HostState.take(MARKERS, unstable))
+    assert not changes, "the host differs after a failed cluster-up:\n" + describe(changes)
