@@ -7,8 +7,8 @@
 # can be pulled from a registry here, so they are compiled through the Go module proxy and
 # cached in
 #   ${DRIFTLINE_BIN_CACHE:-$HOME/.cache/driftline/bin}/node-tools/
-# Each binary carries a stamp naming the module version it was built from, so bumping one
-# pin below rebuilds only that binary; a warm run takes well under a second.
+# Each binary carries a stamp naming the module version and link flags it was built with, so
+# bumping one pin below rebuilds only that binary; a warm run takes well under a second.
 #
 # Usage:
 #   scripts/build-node-bins.sh              build what is missing; last stdout line = bin dir
@@ -75,7 +75,7 @@ stamp_ok() {
 # so plain `go install pkg@version` works; GOBIN is a temp dir for an atomic move.
 go_install() {
     local name=$1 pkg=$2 version=$3 ldflags=$4
-    local stamp="$pkg@$version"
+    local stamp="$pkg@$version $ldflags"
     if stamp_ok "$name" "$stamp"; then
         log "$name $version cached"
         return 0
@@ -95,7 +95,7 @@ go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION" \
     "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
 go_install coredns github.com/coredns/coredns "$COREDNS_VERSION" "-s -w"
 go_install metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" \
-    "-s -w -X sigs.k8s.io/metrics-server/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
+    "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
 
 log "all node tools ready in $(($(date +%s) - total_start))s: $BIN_DIR"
 echo "$BIN_DIR"
