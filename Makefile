@@ -22,7 +22,8 @@ PURE := shared/driftline/schema.py shared/driftline/coercion.py shared/driftline
 
 .PHONY: help install data lint test test-unit test-integration test-kube demo bench bench-train \
         kube-bins mlflow-ui clean bench-serving images test-images bench-drift manifests verify \
-        chart-check kind-up bench-operator
+        chart-check kind-up bench-operator \
+        node-bins node-images cluster-up cluster-down test-cluster
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,6 +65,21 @@ test-images: $(STAMP) data images ## Smoke tests of the three images (containers
 
 kube-bins: ## Build Kubernetes, etcd, helm, kubeconform through the Go proxy (cached)
 	scripts/build-kube-bins.sh
+
+node-bins: ## Build crictl, CoreDNS, metrics-server through the Go proxy (cached)
+	GOFLAGS=-p=1 nice -n 19 scripts/build-node-bins.sh
+
+node-images: node-bins ## Registry-free images of the local cluster: pause, CoreDNS, metrics-server, busybox
+	nice -n 19 scripts/build-node-images.sh
+
+cluster-up: kube-bins node-images ## Start the local single-node cluster (root; no-op when it runs)
+	scripts/cluster-up.sh
+
+cluster-down: ## Stop the local cluster and restore the host (always safe to run)
+	scripts/cluster-down.sh
+
+test-cluster: $(STAMP) kube-bins node-images ## Local-cluster tier: up, DNS, metrics, no pulls, host clean after down
+	$(PYTEST) tests/cluster -q -s
 
 manifests: $(STAMP) kube-bins ## Regenerate CRD copies, the chart's RBAC rules, k8s/base/operator.yaml
 	$(BIN)/python scripts/manifests.py --helm "$$(scripts/build-kube-bins.sh --print-dir)/helm"
