@@ -34,37 +34,16 @@ BIN_DIR="$CACHE_ROOT/k8s-${K8S_VERSION#v}"
 WORK_ROOT="$CACHE_ROOT/.work"
 
 with_node=1
-force=0
-for arg in "$@"; do
-    case "$arg" in
-        --print-dir)
-            echo "$BIN_DIR"
-            exit 0
-            ;;
-        --without-node) with_node=0 ;;
-        --force) force=1 ;;
-        -h | --help)
-            sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
-            exit 0
-            ;;
-        *)
-            echo "build-kube-bins: unknown argument: $arg" >&2
-            exit 2
-            ;;
-    esac
-done
-
-log() { echo "build-kube-bins: $*" >&2; }
-
-# Pure-Go static binaries, and never let a go.mod "toolchain" line fetch another Go:
-# the machine's own Go is the one the project supports.
-export CGO_ENABLED=0
-export GOTOOLCHAIN=local
-# The Go module proxy is the only reachable source; GOMODCACHE and GOCACHE stay at
-# their defaults so the other Go work on this machine shares them.
-export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
-
-command -v go >/dev/null || { log "go is not on PATH"; exit 1; }
+extra_arg() {
+    [[ $1 == --without-node ]] || return 1
+    with_node=0
+}
+SCRIPT_NAME=build-kube-bins
+# shellcheck source=scripts/lib/go-bins.sh
+source "$(dirname "$0")/lib/go-bins.sh"
+parse_common_args "$@"
+# GOMODCACHE and GOCACHE stay at their defaults so the other Go work on this machine shares them.
+go_build_env
 command -v python3 >/dev/null || { log "python3 is not on PATH"; exit 1; }
 
 mkdir -p "$BIN_DIR" "$WORK_ROOT"
@@ -84,13 +63,6 @@ stage() {
 stage_done() {
     log "--- $stage_name took $(($(date +%s) - stage_start))s"
 }
-
-# stamp_ok NAME STAMP: true when NAME is built and was built from STAMP.
-stamp_ok() {
-    [[ $force == 0 && -x "$BIN_DIR/$1" && -f "$BIN_DIR/.$1.stamp" ]] &&
-        [[ "$(cat "$BIN_DIR/.$1.stamp")" == "$2" ]]
-}
-write_stamp() { printf '%s\n' "$2" >"$BIN_DIR/.$1.stamp"; }
 
 # install_from TMPDIR NAME STAMP: move a freshly built binary into place atomically, so
 # a reader never sees a half-written file.
@@ -230,24 +202,6 @@ else
 fi
 
 # ---------------------------------------------------------------- helm, kubeconform
-# go_install NAME PACKAGE VERSION LDFLAGS: these modules have no replace directives, so
-# plain `go install pkg@version` works; GOBIN points at a temp dir for an atomic move.
-go_install() {
-    local name=$1 pkg=$2 version=$3 ldflags=$4
-    local stamp="$pkg@$version"
-    if stamp_ok "$name" "$stamp"; then
-        log "$name $version cached"
-        return 0
-    fi
-    stage "$name $version"
-    local tmp_out
-    tmp_out=$(mktemp -d "$BIN_DIR/.build.XXXXXX")
-    GOBIN="$tmp_out" nice -n 10 go install -trimpath -ldflags "$ldflags" "$pkg@$version"
-    install_from "$tmp_out" "$name" "$stamp"
-    rmdir "$tmp_out"
-    stage_done
-}
-
 go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
     "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 go_install kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" \

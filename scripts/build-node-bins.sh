@@ -29,34 +29,11 @@ METRICS_SERVER_VERSION=${DRIFTLINE_METRICS_SERVER_VERSION:-v0.8.0}
 CACHE_ROOT=${DRIFTLINE_BIN_CACHE:-$HOME/.cache/driftline/bin}
 BIN_DIR="$CACHE_ROOT/node-tools"
 
-force=0
-for arg in "$@"; do
-    case "$arg" in
-        --print-dir)
-            echo "$BIN_DIR"
-            exit 0
-            ;;
-        --force) force=1 ;;
-        -h | --help)
-            sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
-            exit 0
-            ;;
-        *)
-            echo "build-node-bins: unknown argument: $arg" >&2
-            exit 2
-            ;;
-    esac
-done
-
-log() { echo "build-node-bins: $*" >&2; }
-
-# Static pure-Go binaries (they run inside scratch-like images), built with the machine's
-# own Go: a go.mod "toolchain" line must never fetch another one.
-export CGO_ENABLED=0
-export GOTOOLCHAIN=local
-export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
-
-command -v go >/dev/null || { log "go is not on PATH"; exit 1; }
+SCRIPT_NAME=build-node-bins
+# shellcheck source=scripts/lib/go-bins.sh
+source "$(dirname "$0")/lib/go-bins.sh"
+parse_common_args "$@"
+go_build_env
 
 mkdir -p "$BIN_DIR"
 # Its own lock: this script may run while build-kube-bins.sh holds the other one.
@@ -65,31 +42,6 @@ flock 9
 rm -rf "$BIN_DIR"/.build.*
 
 total_start=$(date +%s)
-
-stamp_ok() {
-    [[ $force == 0 && -x "$BIN_DIR/$1" && -f "$BIN_DIR/.$1.stamp" ]] &&
-        [[ "$(cat "$BIN_DIR/.$1.stamp")" == "$2" ]]
-}
-
-# go_install NAME PACKAGE VERSION LDFLAGS: none of these modules has replace directives,
-# so plain `go install pkg@version` works; GOBIN is a temp dir for an atomic move.
-go_install() {
-    local name=$1 pkg=$2 version=$3 ldflags=$4
-    local stamp="$pkg@$version $ldflags"
-    if stamp_ok "$name" "$stamp"; then
-        log "$name $version cached"
-        return 0
-    fi
-    log "--- $name $version"
-    local start tmp_out
-    start=$(date +%s)
-    tmp_out=$(mktemp -d "$BIN_DIR/.build.XXXXXX")
-    GOBIN="$tmp_out" nice -n 19 go install -trimpath -ldflags "$ldflags" "$pkg@$version"
-    mv -f "$tmp_out/$(basename "$pkg")" "$BIN_DIR/$name"
-    printf '%s\n' "$stamp" >"$BIN_DIR/.$name.stamp"
-    rmdir "$tmp_out"
-    log "--- $name $version took $(($(date +%s) - start))s"
-}
 
 go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION" \
     "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
