@@ -253,7 +253,8 @@ def _retrain(args: argparse.Namespace, settings: CliSettings, outcome: CheckOutc
 
 def _text(outcome: CheckOutcome) -> str:
     s = outcome.summary
-    lines = [f"{s['status']}: {s['reason']}", f"samples: {s['samples']}"]
+    samples = ", ".join(f"{side} {rows}" for side, rows in s["samples"].items())
+    lines = [s["reason"], f"rows: {samples}"]
     if s["features"]:
         lines.append(f"{'FEATURE':<20} {'TEST':<6} {'PSI':>8} {'P (BH)':>10}  DRIFT")
         for f in s["features"]:

@@ -151,7 +151,7 @@ def summary(report: DriftReport, max_bytes: int = SUMMARY_MAX_BYTES) -> dict[str
         "samples": dict(report.samples),
         "max_psi": _rounded(report.max_psi),
         "thresholds": report.thresholds.model_dump(),
-        "features_checked": len(report.features),
+        "features_checked": sum(f.testable for f in report.features),
         "features_drifted": sum(f.drifted for f in report.features),
         "features_omitted": 0,
         "features": [],
@@ -179,7 +179,8 @@ def _feature_summary(feature: FeatureDrift) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": feature.name[:SUMMARY_MAX_TEXT],
         "test": feature.test,
-        "psi": _rounded(feature.psi),
+        # An untested feature's PSI compares against nothing (an empty reference): not shown.
+        "psi": _rounded(feature.psi) if feature.testable else None,
         "p_value": _significant(feature.p_value),
         "p_adjusted": _significant(feature.p_adjusted),
         "drifted": feature.drifted,
