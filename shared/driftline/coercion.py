@@ -38,14 +38,15 @@ class FeatureValueError(ValueError):
     """A value that the schema's type for its column cannot take.
 
     ``column`` names the feature, ``value`` is the first offending cell as read and ``row`` its
-    index label in the frame.
+    index label in the frame; ``detail`` is the message without the column's name.
     """
 
     def __init__(self, column: str, value: Any, row: Hashable, expected: str) -> None:
         shown = repr(value)
         if len(shown) > SHOWN_CHARS:
             shown = shown[: SHOWN_CHARS - 3] + "..."
-        super().__init__(f"{column}: {shown} (row {row}) is not {expected}")
+        self.detail = f"{shown} (row {row}) is not {expected}"
+        super().__init__(f"{column}: {self.detail}")
         self.column = column
         self.value = value
         self.row = row

@@ -91,7 +91,7 @@ def _check_feature(
     try:
         column = coerce_column(column, spec)
     except FeatureValueError as exc:
-        return [Violation("dtype", spec.name, str(exc))]
+        return [Violation("dtype", spec.name, exc.detail)]
     null_fraction = float(column.isna().mean())
     if null_fraction > spec.max_null_fraction:
         out.append(

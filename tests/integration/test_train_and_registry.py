@@ -248,7 +248,7 @@ def test_data_breaking_the_champion_schema_is_refused(
     adult.assign(hours_per_week="forty").to_csv(wrong, index=False)
     result = driftline_module("train", "--data", str(wrong))
     assert result.code == 4
-    assert "[dtype] hours_per_week: expected numeric" in result.stderr
+    assert "[dtype] hours_per_week: 'forty' (row 0) is not a number" in result.stderr
 
 
 def test_unreadable_inputs_are_one_line_errors(driftline_module, tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def test_a_value_of_the_wrong_type_is_reported_with_the_first_bad_value(adult, s
     report = validate_frame(bad, schema)
     assert checks(report) == {("dtype", "age"), ("categories", "sex")}
     (dtype,) = [v for v in report.violations if v.check == "dtype"]
-    assert dtype.message == "age: 'forty' (row 7) is not a number"
+    assert dtype.message == "'forty' (row 7) is not a number"
 
 
 def test_types_a_reader_guessed_are_not_violations(adult, schema) -> None:
