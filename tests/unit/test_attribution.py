@@ -13,7 +13,8 @@ import pytest
 import xgboost
 
 from driftline.attribution import output_sources, sum_by_feature
-from driftline.schema import FeatureSchema, derive_schema, to_model_frame
+from driftline.coercion import derive_schema, to_model_frame
+from driftline.schema import FeatureSchema
 from driftline_serving.runtimes import NativePredictor
 from driftline_training.pipeline import XGBParams, build_pipeline
 from driftline_training.training import TrainConfig, train_model
