@@ -91,7 +91,7 @@ def derive_schema(
 
     ``kinds`` fixes the kind of the columns it names (a contract's, such as the champion's
     schema, so codes "1".."5" stay categorical). Any other column is numeric when every present
-    value reads as a number (``looks_numeric``), so integer codes with a blank cell stay numeric
+    value reads as a number (booleans do not), so integer codes with a blank cell stay numeric
     and the same column read as text does too; a column of mostly numbers with a few other
     tokens raises ``FeatureValueError`` naming the first token, since its kind cannot be told
     (pass a schema). A column with no values at all is numeric, unbounded and fully nullable:
@@ -107,11 +107,7 @@ def derive_schema(
         if name == target:
             continue
         column = frame[name]
-        kind = (kinds or {}).get(str(name))
-        if kind is None:
-            kind = FeatureKind.NUMERIC if looks_numeric(column) else FeatureKind.CATEGORICAL
-            if kind is FeatureKind.CATEGORICAL:
-                _refuse_stray_tokens(column, str(name))
+        kind = (kinds or {}).get(str(name)) or _inferred_kind(column, str(name))
         typed = coerce_column(column, FeatureSpec(name=str(name), kind=kind))
         null_fraction = float(typed.isna().mean())
         nullable = null_fraction > 0
@@ -125,16 +121,25 @@ def derive_schema(
     return FeatureSchema(features=tuple(specs), target=target)
 
 
-def looks_numeric(column: pd.Series) -> bool:
-    """Whether every present value of ``column`` reads as a number (booleans do not)."""
+def _inferred_kind(column: pd.Series, name: str) -> FeatureKind:
+    """Numeric when every present value reads as a number; booleans are categories.
+
+    A column of mostly numbers with a few other tokens raises ``FeatureValueError`` naming the
+    first token: the reader said text because of them, and the kind cannot be told.
+    """
     if pd.api.types.is_bool_dtype(column):
-        return False
+        return FeatureKind.CATEGORICAL
     if pd.api.types.is_numeric_dtype(column):
-        return True
+        return FeatureKind.NUMERIC
     present = _blank_as_missing(column).dropna()
     if present.map(lambda v: isinstance(v, bool | np.bool_)).any():
-        return False
-    return bool(pd.to_numeric(present, errors="coerce").notna().all())
+        return FeatureKind.CATEGORICAL
+    not_numbers = pd.to_numeric(present, errors="coerce").isna()
+    if not not_numbers.any():
+        return FeatureKind.NUMERIC
+    if not_numbers.mean() < 0.5:
+        raise _first(present, not_numbers, name, "a number, though most of the column is")
+    return FeatureKind.CATEGORICAL
 
 
 def _numeric_bounds(base: FeatureSpec, typed: pd.Series, range_margin: float) -> FeatureSpec:
@@ -153,14 +158,6 @@ def _numeric_bounds(base: FeatureSpec, typed: pd.Series, range_margin: float) ->
             "maximum": high + range_margin * span,
         }
     )
-
-
-def _refuse_stray_tokens(column: pd.Series, name: str) -> None:
-    """Raise when most present values are numbers: a few tokens made the reader say text."""
-    present = _blank_as_missing(column).dropna()
-    numbers = pd.to_numeric(present, errors="coerce")
-    if present.size and numbers.notna().mean() > 0.5:
-        raise _first(present, numbers.isna(), name, "a number, though most of the column is")
 
 
 def _numeric(column: pd.Series, name: str) -> pd.Series:
