@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Build the operator, inference and trainer images with Debian's docker.io, from a locally built
-# base (scripts/build-base-image.sh). Prints each image's build time and size.
-# Usage: scripts/build-images.sh [operator|inference|trainer ...]   (default: all three)
+# Build the operator, inference and trainer images, and the PostgreSQL image of the chart's
+# optional database, with Debian's docker.io from a locally built base
+# (scripts/build-base-image.sh). Prints each image's build time and size.
+# Usage: scripts/build-images.sh [operator|inference|trainer|postgresql ...]   (default: all four)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
 REGISTRY=${DRIFTLINE_IMAGE_PREFIX:-driftline}
 declare -A DOCKERFILES=([operator]=operator/Dockerfile [inference]=inference_image/Dockerfile
-                        [trainer]=trainer_image/Dockerfile)
+                        [trainer]=trainer_image/Dockerfile
+                        [postgresql]=scripts/images/postgresql/Dockerfile)
 images=("$@")
-((${#images[@]})) || images=(operator inference trainer)
+((${#images[@]})) || images=(operator inference trainer postgresql)
 
 scripts/ensure-dockerd.sh
 base=$(scripts/build-base-image.sh | tail -1)
