@@ -26,6 +26,7 @@ OVERLAYS = ("k8s/base", "k8s/overlays/dev", "k8s/overlays/prod")
 SAMPLES = REPO_ROOT / "k8s/samples"
 # No schema exists offline for the Prometheus Operator's kind; its shape is asserted below.
 NO_SCHEMA_KINDS = ("ServiceMonitor",)
+WATCHED = ("team-a", "team-b")
 # Every optional part switched on, with production-like stores (credentials by Secret name).
 ALL_ON = (
     "mlflow.enabled=true",
@@ -37,9 +38,11 @@ ALL_ON = (
     "mlflow.artifactStore.s3.endpointUrl=http://minio.minio:9000",
     "mlflow.artifactStore.s3.credentialsSecret.name=minio",
     "operator.healthLogStore.secretName=inference-log-db",
-    "operator.watchNamespaces={team-a,team-b}",
+    f"operator.watchNamespaces={{{','.join(WATCHED)}}}",
     "serviceMonitor.enabled=true",
     "grafanaDashboards.enabled=true",
+    "postgresql.enabled=true",
+    "postgresql.passwordSecret.name=driftline-db",
 )
 VALUE_SETS = {"defaults": (), "all-on": ALL_ON, "mlflow-dev": ("mlflow.enabled=true",)}
 # A bad value and a word the failure must contain (the offending field).
@@ -49,7 +52,10 @@ BAD_VALUES = (
     ("operator.livenessPort=70000", "livenessPort"),
     ("operator.settings.resolveIntervalSeconds=0", "resolveIntervalSeconds"),
     ("mlflow.backendStore.type=mysql", "type"),
-    ("operator.replicas=2", "replicas"),
+    ("operator.replicas=-1", "replicas"),
+    ("operator.peeringLifetimeSeconds=1", "peeringLifetimeSeconds"),
+    ("postgresql.enabled=true", "passwordSecret"),
+    ("postgresql.databases={Bad-Name}", "databases"),
     ("mlflow.enabled=true,mlflow.backendStore.type=postgresql", "host"),
 )
 
@@ -272,8 +278,13 @@ def test_chart_dry_run_server(helm: Any, kubectl: Kubectl, namespace: str, value
 def test_chart_all_on_dry_run_server(helm: Any, kubectl: Kubectl, namespace: str) -> None:
     """Every option but the ServiceMonitor, through the real API server."""
     sets = [*ALL_ON, "serviceMonitor.enabled=false"]
+    # The watched namespaces exist where an operator is limited to them: their KopfPeerings
+    # are created in them.
+    watched = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in WATCHED]
+    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(watched))
     out = _apply_dry_run(kubectl, _template(helm, namespace, sets))
     assert "deployment.apps/driftline-mlflow created (server dry run)" in out, out
+    assert out.count("kopfpeering.kopf.dev/driftline created (server dry run)") == len(WATCHED)
 
 
 @pytest.mark.usefixtures("crds")

@@ -63,3 +63,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "driftline.mlflowName" -}}
 {{- default (printf "%s-mlflow" (include "driftline.fullname" .)) .Values.mlflow.nameOverride }}
 {{- end }}
+
+{{/* Name of the PostgreSQL Deployment and Service. */}}
+{{- define "driftline.postgresqlName" -}}
+{{- default (printf "%s-postgresql" (include "driftline.fullname" .)) .Values.postgresql.nameOverride }}
+{{- end }}
