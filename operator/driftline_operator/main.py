@@ -10,7 +10,9 @@ and kopf's own back-off applies.
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +29,7 @@ from driftline_operator.kube import Kube, KubeTemporaryError
 from driftline_operator.metrics import OperatorMetrics, operator_metrics
 from driftline_operator.mlflow_rest import MlflowNotFoundError, MlflowRest, MlflowUnavailableError
 from driftline_operator.outcome import Outcome
+from driftline_operator.peering import TIEBREAKS, seniority_priority
 from driftline_operator.settings import OperatorSettings
 
 MD = (names.GROUP, names.VERSION, names.MODEL_DEPLOYMENTS)
@@ -53,6 +56,7 @@ def build_registry(
     registry = kopf.OperatorRegistry()
     health = InferenceLogHealth(settings.health_log_store) if settings.health_log_store else None
     context = Context(kube, MlflowRest(settings.mlflow_timeout_seconds), settings, health, now)
+    peering_lifetime = settings.peering_lifetime_seconds
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -65,6 +69,7 @@ def build_registry(
         # Handler logs stay in the operator's log; Events are posted explicitly.
         settings.posting.level = logging.ERROR
         settings.execution.max_workers = 8
+        settings.peering.lifetime = peering_lifetime
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -161,7 +166,12 @@ def run(settings: OperatorSettings) -> None:
     kopf.configure(verbose=False)
     kopf.run(
         registry=registry,
-        standalone=True,
+        # With peering, replicas are ranked by start time: a restarted replica never preempts
+        # the one acting, and a tie (which would freeze both) needs the same millisecond and
+        # the same random draw.
+        standalone=settings.peering is None,
+        peering_name=settings.peering,
+        priority=seniority_priority(time.time(), random.randrange(TIEBREAKS)),
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         liveness_endpoint=(

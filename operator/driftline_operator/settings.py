@@ -38,3 +38,17 @@ class OperatorSettings(BaseSettings):
     liveness_port: int | None = Field(
         None, ge=1, le=65535, description="Serve kopf's liveness probe on this port."
     )
+    peering: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="kopf peering object shared by the replicas (ClusterKopfPeering when the"
+        " whole cluster is watched, KopfPeering per namespace otherwise); the oldest live"
+        " replica acts, the others wait. Unset: standalone, exactly one replica may run.",
+    )
+    peering_lifetime_seconds: int = Field(
+        15,
+        ge=5,
+        le=600,
+        description="How long a replica that stopped renewing its peering record still counts"
+        " as alive: the longest takeover after a replica is killed.",
+    )

@@ -68,6 +68,7 @@ def build_router_deployment(md: dict[str, Any], has_challenger: bool) -> dict[st
         ],
         "livenessProbe": pods.http_probe("/health", names.SERVING_PORT, 10, 3),
         "readinessProbe": pods.http_probe("/ready", names.SERVING_PORT, 5, 3),
+        "lifecycle": pods.drain_lifecycle(),
     }
     volumes = [
         pods.tmp_volume(),

@@ -52,6 +52,7 @@ def build_variant_deployment(md: dict[str, Any], variant: str, version: str) -> 
         "livenessProbe": pods.http_probe("/health", names.SERVING_PORT, 10, 3),
         "readinessProbe": pods.http_probe("/ready", names.SERVING_PORT, 5, 3),
         "startupProbe": pods.http_probe("/health", names.SERVING_PORT, 5, 60),
+        "lifecycle": pods.drain_lifecycle(),
     }
     return {
         "apiVersion": "apps/v1",
