@@ -143,7 +143,9 @@ class Router:
         try:
             if method == "POST" and path in FORWARDED:
                 await self._forward(scope, receive, send)
-            elif method == "GET" and path == "/health":
+            # /ready is the readiness probe: a router that runs can route (a champion that is
+            # down is answered with a 503 naming it, which beats a Service without endpoints).
+            elif method == "GET" and path in ("/health", "/ready"):
                 health = {
                     "status": "ok",
                     "split_bps": self.split.bps,

@@ -66,7 +66,8 @@ def start_router(start_server) -> StartRouter:
         if challenger is not None:
             args += ["--challenger", challenger]
         env = {"DRIFTLINE_ROUTER_UPSTREAM_TIMEOUT_SECONDS": str(timeout)}
-        return start_server(*args, env=env, ready="/health")
+        # /ready: the path of the router Deployment's readiness probe (builders/router.py).
+        return start_server(*args, env=env, ready="/ready")
 
     return start
 
