@@ -4,7 +4,7 @@ The router speaks to exactly one kind of peer, `driftline serve`, which always a
 Content-Length. A general client (aiohttp) spent most of the router's added latency on features
 this hop never uses, so the router keeps a small pool of raw connections per upstream instead.
 Anything unexpected (a closed connection, a malformed or chunked answer) is
-``UpstreamUnavailable`` and the connection is dropped; a request is retried once on a fresh
+``UpstreamUnavailable`` and the connection is dropped; a request is retried once on a new
 connection when a pooled one turns out to be stale. One deadline covers the whole call, retry
 included, so a variant that stopped answering costs its caller one timeout, not two.
 """
@@ -57,8 +57,11 @@ class UpstreamPool:
 
     async def _send(self, request: bytes) -> tuple[int, bytes]:
         for attempt in range(2):
-            fresh = not self._idle
-            connection = self._idle.pop() if self._idle else await self._connect()
+            # The retry always opens a new connection: when the server closed one idle
+            # connection it has usually closed every other one too (uvicorn closes them all
+            # after the same keep-alive timeout).
+            fresh = attempt == 1 or not self._idle
+            connection = await self._connect() if fresh else self._idle.pop()
             try:
                 status, content, keep = await _exchange(connection, request)
             except (
