@@ -32,10 +32,10 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: CliSettings) -> int:
     """Run the server until interrupted."""
-    import uvicorn
     from pydantic import ValidationError
 
     from driftline_cli.output import fail
+    from driftline_serving.drain import serve
 
     try:
         app = _serve_app(args, settings) if args.command == "serve" else _router_app(args)
@@ -44,15 +44,15 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
         return fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
     except ValueError as exc:  # an unusable --log-store
         return fail(str(exc), 2)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="info",
-    )
+    config = {
+        "host": args.host,
+        "port": args.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_level": "info",
+    }
+    serve(app, config, settings.drain_seconds)
     return 0
 
 

@@ -19,3 +19,10 @@ class CliSettings(TrackingSettings):
     experiment: str = Field("driftline-training", description="MLflow experiment of training runs.")
     model_name: str = Field("adult-income", description="Registered model name.")
     debug: bool = Field(False, description="Print the traceback of an unexpected error.")
+    drain_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=300,
+        description="serve/router: on SIGTERM keep answering this long, closing keep-alive"
+        " connections, before stopping (pods behind a Service: a few seconds; 0 stops at once).",
+    )

@@ -8,6 +8,7 @@ the upstream timeout.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator
 
@@ -197,3 +198,25 @@ def test_a_not_ready_champion_answers_its_own_503(
         metrics = client.get("/metrics").text
     assert (answer.status_code, answer.json()["error"]) == (503, "model_not_ready")
     assert metric(metrics, FALLBACKS + '{reason="unreachable"}') == 1
+
+
+def test_sigterm_drains_with_connection_close_then_stops(
+    start_server, champion: Served, record: dict
+) -> None:
+    """What a pod behind a Service does on SIGTERM (DRIFTLINE_DRAIN_SECONDS, set by the
+    operator): answer on, closing keep-alive connections, and stop when the drain ends."""
+    env = {"DRIFTLINE_DRAIN_SECONDS": "2"}
+    router = start_server("router", "--champion", champion.url, env=env, ready="/ready")
+    body = {"features": record}
+    with httpx.Client(base_url=router.url) as client:
+        before = client.post("/predict", json=body)
+        assert before.status_code == 200 and before.headers.get("connection") != "close"
+        router.process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        time.sleep(0.5)
+        during = client.post("/predict", json=body)
+        assert during.status_code == 200, during.text
+        assert during.headers["connection"] == "close"
+    # uvicorn re-raises the signal it caught once it has shut down: "killed by SIGTERM".
+    assert router.process.wait(timeout=15) == -signal.SIGTERM, router.output()
+    assert 1.5 <= time.monotonic() - started < 10

@@ -91,15 +91,16 @@ def test_pods_are_secure_and_secrets_only_by_reference() -> None:
 
 
 def test_serving_and_router_pods_drain_before_they_stop() -> None:
-    """Every Deployment's pod keeps answering through a preStop pause, within its grace period."""
+    """Every Deployment's server drains on SIGTERM for less than its grace period."""
     deployments = [o for o in desired_children(MD, "7", "8").objects if o["kind"] == "Deployment"]
     assert len(deployments) == 3
     for obj in deployments:
         pod = obj["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-        # The default grace period (30 s) must cover the pause and uvicorn's own shutdown.
-        assert 0 < pause < pod.get("terminationGracePeriodSeconds", 30) - 10
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        drain = float(env["DRIFTLINE_DRAIN_SECONDS"])
+        # The default grace period (30 s) must cover the drain and uvicorn's own shutdown.
+        assert 0 < drain < pod.get("terminationGracePeriodSeconds", 30) - 10
 
 
 def test_no_challenger_means_no_challenger_children_and_no_split() -> None:

@@ -13,7 +13,8 @@ TMP_VOLUME = "tmp"
 TMP_PATH = "/tmp"
 TMP_SIZE_LIMIT = "1Gi"
 
-# Seconds a terminating serving or router pod keeps answering (see drain_lifecycle).
+# Seconds a terminating serving or router pod keeps answering (see drain_env); well inside
+# the default 30 s grace period.
 DRAIN_SECONDS = 5
 
 
@@ -39,15 +40,14 @@ def container_security_context() -> dict[str, Any]:
     }
 
 
-def drain_lifecycle() -> dict[str, Any]:
-    """A preStop pause of ``DRAIN_SECONDS`` before the server is told to stop.
+def drain_env() -> dict[str, Any]:
+    """``DRIFTLINE_DRAIN_SECONDS``: on SIGTERM the server keeps answering this long.
 
-    A terminating pod leaves its Service's endpoints at once, but kube-proxy on every node
-    rewrites its rules some moments later; until then new connections still arrive. Serving
-    through that window, then shutting down gracefully, is what keeps a rollout or a pod kill
-    free of refused requests (the sleep action: beta in Kubernetes 1.30, on by default).
+    A terminating pod leaves its Service's endpoints at once, but kube-proxy rewrites its rules
+    some moments later and clients keep sending on their keep-alive connections; the server
+    answers through the drain with ``Connection: close`` (driftline_serving.drain), then stops.
     """
-    return {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}}
+    return {"name": "DRIFTLINE_DRAIN_SECONDS", "value": str(DRAIN_SECONDS)}
 
 
 def tmp_volume() -> dict[str, Any]:

@@ -56,7 +56,7 @@ def build_router_deployment(md: dict[str, Any], has_challenger: bool) -> dict[st
         "image": router.get("image", "driftline/inference:0.1.0"),
         "args": args,
         "ports": [{"name": "http", "containerPort": names.SERVING_PORT}],
-        "env": [{"name": "HOME", "value": pods.TMP_PATH}],
+        "env": [{"name": "HOME", "value": pods.TMP_PATH}, pods.drain_env()],
         "resources": {
             "requests": {"cpu": "100m", "memory": "96Mi"},
             "limits": {"cpu": "1", "memory": "256Mi"},
@@ -68,7 +68,6 @@ def build_router_deployment(md: dict[str, Any], has_challenger: bool) -> dict[st
         ],
         "livenessProbe": pods.http_probe("/health", names.SERVING_PORT, 10, 3),
         "readinessProbe": pods.http_probe("/ready", names.SERVING_PORT, 5, 3),
-        "lifecycle": pods.drain_lifecycle(),
     }
     volumes = [
         pods.tmp_volume(),

@@ -38,6 +38,7 @@ def build_variant_deployment(md: dict[str, Any], variant: str, version: str) -> 
         {"name": "HOME", "value": pods.TMP_PATH},
         *pods.mlflow_env(spec["model"]),
         *pods.log_store_env(spec.get("logging")),
+        pods.drain_env(),
     ]
     container = {
         "name": "inference",
@@ -52,7 +53,6 @@ def build_variant_deployment(md: dict[str, Any], variant: str, version: str) -> 
         "livenessProbe": pods.http_probe("/health", names.SERVING_PORT, 10, 3),
         "readinessProbe": pods.http_probe("/ready", names.SERVING_PORT, 5, 3),
         "startupProbe": pods.http_probe("/health", names.SERVING_PORT, 5, 60),
-        "lifecycle": pods.drain_lifecycle(),
     }
     return {
         "apiVersion": "apps/v1",
