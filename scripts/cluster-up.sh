@@ -27,10 +27,7 @@ set -euo pipefail
 # ---------------------------------------------------------------- packages
 ensure_packages() {
     local missing=() pkg
-    # nftables: only its nft command, with which cluster-down removes the (empty) nf_tables
-    # tables that iptables-nft created and iptables itself cannot delete.
-    for pkg in containerd runc containernetworking-plugins iptables nftables conntrack \
-        busybox-static gcc libc6-dev openssl; do
+    for pkg in $(grep -v '^#' "$REPO_ROOT/scripts/cluster/packages"); do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     if ((${#missing[@]})); then
