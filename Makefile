@@ -18,15 +18,16 @@ PURE := shared/driftline/schema.py shared/driftline/coercion.py shared/driftline
         trainer_image/driftline_training/metrics.py trainer_image/driftline_training/pipeline.py \
         operator/driftline_operator/names.py operator/driftline_operator/conditions.py \
         operator/driftline_operator/decisions.py operator/driftline_operator/outcome.py \
+        operator/driftline_operator/peering.py \
         operator/driftline_operator/builders
 
 .PHONY: help install data lint test test-unit test-integration test-kube demo bench bench-train \
         kube-bins mlflow-ui clean bench-serving images test-images bench-drift manifests verify \
         chart-check kind-up bench-operator \
-        node-bins node-images cluster-up cluster-down test-cluster
+        node-bins node-images cluster-up cluster-down test-cluster test-e2e demo-cluster
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +81,12 @@ cluster-down: ## Stop the local cluster and restore the host (always safe to run
 
 test-cluster: $(STAMP) kube-bins node-images ## Local-cluster tier: up, DNS, metrics, no pulls, host clean after down
 	$(PYTEST) tests/cluster -q -s
+
+test-e2e: $(STAMP) data kube-bins node-images images ## The whole loop in pods on the local cluster (root)
+	$(PYTEST) tests/e2e -q -s -x
+
+demo-cluster: $(STAMP) data kube-bins node-images images ## The loop in pods to watch; the cluster stays up (root)
+	scripts/demo-cluster.sh
 
 manifests: $(STAMP) kube-bins ## Regenerate CRD copies, the chart's RBAC rules, k8s/base/operator.yaml
 	$(BIN)/python scripts/manifests.py --helm "$$(scripts/build-kube-bins.sh --print-dir)/helm"

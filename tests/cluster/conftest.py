@@ -31,6 +31,7 @@ NODE_NAME = "driftline-node"
 # A cold run builds every binary first (Kubernetes alone takes most of an hour on 2 cores).
 UP_TIMEOUT = float(os.environ.get("DRIFTLINE_CLUSTER_UP_TIMEOUT", "3600"))
 DOWN_TIMEOUT = 180.0
+KEEP = os.environ.get("DRIFTLINE_KEEP_CLUSTER") == "1"
 
 
 class ClusterStartError(AssertionError):
@@ -129,5 +130,6 @@ def local_cluster() -> Iterator[LocalCluster]:
     try:
         yield cluster
     finally:
-        if not cluster.is_down:
+        # make demo-cluster keeps the cluster for the person watching (make cluster-down ends it).
+        if not cluster.is_down and not KEEP:
             cluster.down()
