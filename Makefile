@@ -108,7 +108,7 @@ chart-check: $(STAMP) kube-bins ## helm lint, kubeconform (offline schemas), ser
 kind-up: ## kind cluster with the three images, the chart and the samples (Docker, internet)
 	scripts/kind-up.sh
 
-demo: $(STAMP) data ## Train on Adult with the embedded MLflow store and make it champion
+demo: $(STAMP) data ## The whole loop on this machine, embedded MLflow store: train, serve, drift, retrain, promote
 	scripts/demo.sh
 
 mlflow-ui: $(STAMP) ## Open the embedded store in the MLflow UI on http://127.0.0.1:5000

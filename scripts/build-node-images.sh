@@ -45,6 +45,7 @@ esac
 
 log() { echo "build-node-images: $*" >&2; }
 
+"$HERE/cluster/ensure-packages.sh"  # gcc and busybox-static, among the node's packages
 for tool in gcc "$PYTHON" sha256sum; do
     command -v "$tool" >/dev/null || { log "$tool is not on PATH"; exit 1; }
 done

@@ -24,19 +24,6 @@ set -euo pipefail
 
 [[ $EUID == 0 ]] || die "must run as root (containerd, kubelet and the bridge need it)"
 
-# ---------------------------------------------------------------- packages
-ensure_packages() {
-    local missing=() pkg
-    for pkg in $(grep -v '^#' "$REPO_ROOT/scripts/cluster/packages"); do
-        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-    done
-    if ((${#missing[@]})); then
-        log "installing ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-}
-
 # ---------------------------------------------------------------- state checks
 cluster_healthy() {
     [[ -f "$RUN_STATE/up.done" ]] || return 1
@@ -59,7 +46,7 @@ leftovers() {
 export KUBECONFIG="$RUN_STATE/admin.kubeconfig"
 KUBECTL="$(kube_bin_dir)/kubectl"
 
-ensure_packages
+"$REPO_ROOT/scripts/cluster/ensure-packages.sh"
 if [[ -x $KUBECTL ]] && cluster_healthy; then
     log "already up (node $NODE_NAME Ready); nothing to do"
     echo "$KUBECONFIG"

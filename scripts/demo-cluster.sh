@@ -6,10 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DRIFTLINE_KEEP_CLUSTER=1 .venv/bin/python -m pytest tests/e2e/test_1_loop.py -q -s -x -p no:cacheprovider
+export KUBECONFIG=${DRIFTLINE_CLUSTER_DIR:-/var/lib/driftline-cluster}/run/admin.kubeconfig
 kubectl="$(scripts/build-kube-bins.sh --print-dir | tail -1)/kubectl"
-export KUBECONFIG=/var/lib/driftline-cluster/run/admin.kubeconfig
+# Also after a failed step: the cluster is kept either way.
+trap 'echo; echo "The cluster is still up: export KUBECONFIG=$KUBECONFIG; make cluster-down ends it."' EXIT
+
+DRIFTLINE_KEEP_CLUSTER=1 .venv/bin/python -m pytest tests/e2e/test_1_loop.py -q -s -x -p no:cacheprovider
 echo
 "$kubectl" -n driftline-e2e get modeldeployments,driftpolicies,deployments,hpa,jobs
-echo
-echo "The cluster is still up: export KUBECONFIG=$KUBECONFIG; make cluster-down ends it."

@@ -150,8 +150,8 @@ def test_3_every_answered_request_is_a_row_in_the_in_cluster_log(release: Releas
     t0 = time.monotonic()
     # 3,000 distinct ids answered in step 2, plus 300 repeats of the first ids.
     expected = SPLIT_REQUESTS + 300
+    # Exactly: more rows than requests would fail as surely as fewer.
     rows = kit.wait_value(lambda: release.log_rows("e2e-split-"), expected, 60)
-    assert rows == expected
     release.progress(
         f"step 3: {rows} rows = requests in PostgreSQL after {time.monotonic() - t0:.1f}s"
     )
@@ -238,7 +238,7 @@ def test_6_promotion_and_rollback_roll_the_champion_without_failed_requests(
 
     for what, move, version in (("promoted", promote, "3"), ("rolled back to", rollback, "1")):
         seconds, load = kit.roll_champion_under_load(
-            ns, MD, url, records, f"e2e-{version}", move, version
+            ns, MD, url, records, f"e2e-{what.split()[0]}", move, version
         )
         release.progress(f"step 6: {what} v{version} in {seconds:.0f}s under load: {load.report()}")
         load.assert_none_failed()
@@ -248,7 +248,8 @@ def test_7_hpa_scales_the_champion_on_cpu_and_the_operator_keeps_it(
     release: Release, records: list[dict[str, Any]]
 ) -> None:
     ns = release.ns
-    hpa = f"{MD}-champion"
+    # The HPA and the Deployment it scales share the name.
+    hpa = champion = f"{MD}-champion"
 
     def cpu_rescale() -> str | None:
         # The HPA's own record that it scaled up on measured CPU (steps 5-6 may already have
@@ -261,13 +262,17 @@ def test_7_hpa_scales_the_champion_on_cpu_and_the_operator_keeps_it(
 
     t0 = time.monotonic()
     with kit.load_loop(release.router_url(), records, "e2e-hpa", workers=6) as load:
-        kit.wait_value(lambda: ns.get("deployment", hpa)["spec"]["replicas"] >= 2, True, 300)
+        kit.wait_value(lambda: ns.get("deployment", champion)["spec"]["replicas"] >= 2, True, 300)
         rescale = kit.wait_until(cpu_rescale, bool, 120)
         scaled = time.monotonic() - t0
         conditions = {c["type"]: c for c in ns.status("hpa", hpa).get("conditions", [])}
-        # Three resolve intervals: a reconcile that reset replicas would show here.
-        time.sleep(20)
-        replicas = ns.get("deployment", hpa)["spec"]["replicas"]
+        # Four resolve intervals, read every second: an operator reset to one replica would
+        # show here even if the HPA scaled back up at its next sync.
+        seen = []
+        for _ in range(20):
+            seen.append(ns.get("deployment", champion)["spec"]["replicas"])
+            time.sleep(1)
+        replicas = min(seen)
     active = conditions.get("ScalingActive", {})
     release.progress(
         f"step 7: HPA at {replicas} replicas {scaled:.0f}s into the load ({load.report()}); "

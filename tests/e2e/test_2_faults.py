@@ -8,6 +8,7 @@ the loss was counted, takeover and recovery times.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from typing import Any
 
@@ -21,6 +22,8 @@ from tests.e2e.conftest import MD, MLFLOW_URL, MODEL, RELEASE, Release
 pytestmark = pytest.mark.cluster
 
 OPERATOR_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
+# DRIFTLINE_DRAIN_SECONDS the operator gives serving pods (builders/pods.py).
+DRAIN_SECONDS = 5.0
 SERVING_SELECTOR = f"driftline.dev/model-deployment={MD},app.kubernetes.io/component=serving"
 
 
@@ -61,6 +64,7 @@ def test_operator_failover_mid_rollout(release: Release, records: list[dict[str,
     ns = release.ns
     leader, replicas = acting_operator(release)
     killed = [0.0]
+    at_kill: list[dict[str, Any]] = [{}]
 
     def move_then_kill_the_leader() -> None:
         # A rollout only the operator can finish: the champion alias moved to v3 in MLflow.
@@ -75,6 +79,9 @@ def test_operator_failover_mid_rollout(release: Release, records: list[dict[str,
             "3",
             60,
         )
+        # The new pods cannot be ready yet, so the status that reports v3 ready (awaited
+        # below) can only be written after the kill, by the other replica.
+        at_kill[0] = ns.status("md", MD)
         ns.kubectl("delete", "pod", leader, "--grace-period=0", "--force", "--wait=false")
         killed[0] = time.monotonic()
 
@@ -87,6 +94,7 @@ def test_operator_failover_mid_rollout(release: Release, records: list[dict[str,
         f"faults: killed the acting operator {leader} mid-rollout; {new_leader} finished it "
         f"{completed:.0f}s later; {load.report()}"
     )
+    assert not kit.served("3")(at_kill[0]), at_kill[0]
     assert new_leader != leader and new_leader in replicas, (leader, new_leader, replicas)
     load.assert_none_failed()
 
@@ -113,6 +121,7 @@ def test_an_inference_pod_killed_under_load_fails_no_request(
         f"faults: deleted serving pod {victim} under load (gone after {gone:.1f}s, drained): "
         f"{load.report()}"
     )
+    assert gone >= DRAIN_SECONDS, f"the pod stopped after {gone:.1f}s, before its drain period"
     load.assert_none_failed()
 
 
@@ -131,9 +140,9 @@ def test_postgres_restart_under_load_loses_only_counted_rows(
     with kit.load_loop(release.router_url(), records, "e2e-pgrestart") as load:
         time.sleep(3)
         t0 = time.monotonic()
-        # A crash of the server: the postmaster quits without a shutdown checkpoint. It is the
-        # container's main process, so the container exits and the exec session dies with it
-        # (exit 137); the restart count below is the proof that it went down.
+        # A crash of the server: the postmaster quits without a shutdown checkpoint; the
+        # container ends with it (tini, PID 1, exits when its child does) and the exec session
+        # dies too (exit 137), so the restart count below is the proof that it went down.
         with contextlib.suppress(AssertionError):
             ns.kubectl(
                 "exec", name, "--", "pg_ctl", "stop", "-m", "immediate",
@@ -171,14 +180,20 @@ def test_mlflow_outage_degrades_the_deployment_and_it_recovers(
         conditions = {c["type"]: c for c in status.get("conditions") or []}
         return conditions.get("Degraded", {}).get("status") == "True"
 
+    selector = ns.get("service", mlflow)["spec"]["selector"]
+
+    def point_service_at(labels: dict[str, str | None]) -> None:
+        ns.kubectl("patch", "service", mlflow, "-p", json.dumps({"spec": {"selector": labels}}))
+
     with kit.load_loop(release.router_url(), records, "e2e-mlflow") as load:
         t0 = time.monotonic()
-        ns.kubectl("scale", "deployment", mlflow, "--replicas=0")
+        # The Service loses its endpoints and kube-proxy rejects connections: MLflow is
+        # unreachable while its pod, and the artifacts on its emptyDir, stay.
+        point_service_at({**selector, "driftline.dev/e2e-outage": "true"})
         status = kit.wait_status(ns, "md", MD, degraded, 120, "the outage was not reported")
         reported = time.monotonic() - t0
         reason = {c["type"]: c for c in status["conditions"]}["Degraded"]["reason"]
-        ns.kubectl("scale", "deployment", mlflow, "--replicas=1")
-        ns.rollout_done(mlflow, 180)
+        point_service_at({**selector, "driftline.dev/e2e-outage": None})
         t1 = time.monotonic()
         kit.wait_status(ns, "md", MD, lambda s: not degraded(s), 120, "no recovery")
         recovered = time.monotonic() - t1
