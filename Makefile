@@ -8,7 +8,6 @@ BIN := $(VENV)/bin
 DRIFTLINE := $(BIN)/driftline
 PYTEST := $(BIN)/python -m pytest
 STAMP := $(VENV)/.installed
-UV := uv==0.13.9
 # Pure modules: no Kubernetes, kopf or MLflow imports, fully typed.
 PURE := shared/driftline/schema.py shared/driftline/coercion.py shared/driftline/attribution.py \
         shared/driftline/validation.py shared/driftline/stattests.py \
@@ -30,13 +29,10 @@ PURE := shared/driftline/schema.py shared/driftline/coercion.py shared/driftline
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# uv installs the same pins as pip would, from its cache in ~/.cache/uv: a warm install takes
-# seconds instead of two minutes.
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check $(UV)
-	$(BIN)/uv pip install --python $(BIN)/python -q -c requirements.lock \
-		-e '.[training,serving,native,operator,dev]'
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements.lock -e '.[training,serving,native,operator,dev]'
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv with every dependency group (training, serving, native, operator, dev)
