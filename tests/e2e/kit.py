@@ -317,21 +317,11 @@ def roll_champion_under_load(
 def wait_status(
     ns: Namespace, kind: str, name: str, check: Any, timeout: float, what: str
 ) -> dict[str, Any]:
-    """Wait until ``check(status)`` is truthy; the message carries the last status."""
-    last: dict[str, Any] = {}
-
-    def probe() -> Any:
-        nonlocal last
-        last = ns.status(kind, name)
-        return check(last)
-
+    """Wait until ``check(status)`` is truthy; return that status (the message has the last)."""
     try:
-        wait_for(probe, timeout, what, interval=1.0)
+        return dict(wait_until(lambda: ns.status(kind, name), check, timeout))
     except AssertionError as exc:
-        raise AssertionError(
-            f"{what} within {timeout:.0f}s; last status:\n{json.dumps(last)}"
-        ) from exc
-    return last
+        raise AssertionError(f"{what}: {exc}") from exc
 
 
 def wait_until(probe: Any, accept: Any, timeout: float) -> Any:

@@ -15,14 +15,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from driftline_operator.builders.pods import DRAIN_SECONDS
 from tests.e2e import kit
 from tests.e2e.conftest import MD, MLFLOW_URL, MODEL, RELEASE, Release
 
 pytestmark = pytest.mark.cluster
 
 OPERATOR_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
-# DRIFTLINE_DRAIN_SECONDS the operator gives serving pods (builders/pods.py).
-DRAIN_SECONDS = 5.0
 SERVING_SELECTOR = f"driftline.dev/model-deployment={MD},app.kubernetes.io/component=serving"
 
 
