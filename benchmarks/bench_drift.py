@@ -109,7 +109,7 @@ def child(side: str, folder: Path) -> None:
 
 def driftline_check(numeric: list[str], categorical: list[str]):
     # The column lists go unused: like `driftline drift-check`, Driftline infers the types.
-    from driftline.drift_report import DriftThresholds
+    from driftline.job_contracts import DriftThresholds
     from driftline_training.adult import load_table
     from driftline_training.drift_check import FilesOptions, frames_inputs, run_check
 

@@ -1,30 +1,31 @@
-"""``driftline drift-check`` and ``driftline retrain-if-drifted``.
+"""``driftline drift-check`` and ``driftline retrain-if-drifted``: arguments, exit codes, output.
 
 drift-check compares two files, or a window of the inference log with a model version's
-baseline, writes the full report (JSON and HTML), logs it to MLflow and prints a summary.
-retrain-if-drifted runs the live check and, on drift, trains and registers a challenger.
-Exit 0 whenever the check ran, drift or not.
+baseline (``driftline_training.drift_run`` does the work: report, MLflow run, summary) and
+prints the summary. retrain-if-drifted runs the live check and, on drift, trains and registers
+a challenger. Exit 0 whenever the check ran, drift or not.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftline.exit_codes import MLFLOW_UNAVAILABLE, REGISTRY, UNEXPECTED, USAGE
+from driftline.job_contracts import TERMINATION_MESSAGE_MAX_BYTES, DriftThresholds
 from driftline_cli.output import emit, fail, write_termination_log
 from driftline_cli.settings import CliSettings
 
 if TYPE_CHECKING:
-    from driftline.drift_report import DriftReport, DriftThresholds
-    from driftline_training.drift_check import DriftInputs
+    from pydantic import ValidationError
 
-EXIT_REGISTRY = 6
-EXIT_MLFLOW = 7
-# The option behind each threshold, for error messages.
+    from driftline_training.drift_run import CheckOutcome, FilesSource, LiveSource
+
+# The option behind each threshold (its ``argparse`` dest is the field's name).
 OPTIONS = {
     "psi": "--psi-threshold",
     "p_value": "--p-value",
@@ -33,19 +34,6 @@ OPTIONS = {
 }
 # retrain-if-drifted adds its own keys to the summary; this leaves room for them in 4 KiB.
 RETRAIN_KEYS_BYTES = 256
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """A finished check: the report, its summary (<= 4 KiB), where it was written and logged."""
-
-    report: DriftReport
-    summary: dict[str, Any]
-    written: dict[str, str | None]
-
-    def printed(self) -> dict[str, Any]:
-        """What ``--json`` prints: the summary and where the full report is."""
-        return {**self.summary, "report": self.written}
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -71,13 +59,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     window = live.add_mutually_exclusive_group()
     window.add_argument("--lookback", help="window: rows newer than this (90s, 15m, 1h; 1h)")
     window.add_argument("--last", type=int, help="window: the newest N rows")
-    rule = parser.add_argument_group("decision rule")
-    rule.add_argument("--psi-threshold", type=float, default=0.2, help="feature PSI (0.2)")
-    rule.add_argument("--p-value", type=float, default=0.05, help="BH false discovery rate (0.05)")
-    rule.add_argument("--prediction-psi", type=float, default=0.2, help="prediction PSI (0.2)")
-    rule.add_argument(
-        "--min-samples", type=int, default=500, help="fewer rows: insufficient data (500)"
-    )
+    _add_rule_arguments(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--output-dir", type=Path, help="report folder (.driftline/drift/<time>/)")
     out.add_argument("--termination-log", type=Path, help="also write the summary here (4 KiB)")
@@ -92,85 +74,137 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         add_training_arguments(parser)
 
 
+def _add_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--thresholds`` and one option a field; unset ones leave DriftThresholds' defaults."""
+    rule = parser.add_argument_group("decision rule (defaults: driftline.job_contracts)")
+    rule.add_argument(
+        "--thresholds",
+        metavar="JSON",
+        help='the whole rule as one JSON object, e.g. {"psi": 0.2, "p_value": 0.05,'
+        ' "prediction_psi": 0.2, "min_samples": 500}; the options below override its fields',
+    )
+    helps = {
+        "psi": "feature PSI",
+        "p_value": "BH false discovery rate",
+        "prediction_psi": "prediction PSI",
+        "min_samples": "fewer rows: insufficient data",
+    }
+    for name, option in OPTIONS.items():
+        info = DriftThresholds.model_fields[name]
+        rule.add_argument(
+            option,
+            dest=name,
+            metavar=name.upper(),
+            type=int if info.annotation is int else float,
+            help=f"{helps[name]} ({info.default})",
+        )
+
+
 def run(args: argparse.Namespace, settings: CliSettings) -> int:
     """Run the check (and the retraining); returns the exit code."""
-    files_mode = args.command == "drift-check" and (args.reference or args.current)
-    if files_mode and (args.model or args.log_store):
-        return fail("use --reference/--current (files) or --model/--log-store (live), not both", 2)
-    if files_mode and not (args.reference and args.current):
-        return fail("files mode needs both --reference and --current", 2)
-    if not files_mode and not args.log_store:
-        return fail("name --reference and --current (files mode) or --log-store (live mode)", 2)
-    outcome = _check(args, settings, bool(files_mode))
+    files_mode = bool(args.command == "drift-check" and (args.reference or args.current))
+    mixed = _mode_error(args, files_mode)
+    if mixed:
+        return fail(mixed, USAGE)
+    outcome = _check(args, settings, files_mode)
     if isinstance(outcome, int):
         return outcome
     if args.command == "drift-check":
         if args.termination_log and not write_termination_log(
-            outcome.summary, args.termination_log
+            outcome.summary.model_dump_json(), args.termination_log
         ):
-            return 1
-        emit(outcome.printed(), args.json, _text(outcome))
+            return UNEXPECTED
+        emit(printed(outcome), args.json, _text(outcome))
         return 0
     return _retrain(args, settings, outcome)
-
-
-def _check(args: argparse.Namespace, settings: CliSettings, files_mode: bool) -> CheckOutcome | int:
-    """Gather the inputs, decide, write and log the report; errors become exit codes."""
-    from pydantic import ValidationError
-
-    from driftline.drift_report import SUMMARY_MAX_BYTES, summary
-    from driftline.registry import RegistryError
-    from driftline_training.drift_check import run_check, write_report
-    from driftline_training.errors import TrainingError
-
-    try:
-        thresholds, lookback = decision_rule(args)
-    except (ValidationError, ValueError) as exc:
-        return fail(_first_error(exc), 2)
-    if args.last is not None and args.last < 1:
-        return fail("--last must be at least 1", 2)
-    if files_mode and (args.bins < 2 or args.sample_size < 1):
-        return fail("--bins must be at least 2 and --sample-size at least 1", 2)
-    try:
-        inputs = _files(args) if files_mode else _live(args, settings, lookback)
-        report = run_check(inputs, thresholds)
-        folder = args.output_dir or settings.home / "drift" / _timestamp()
-        paths = write_report(report, folder)
-        run_id = _log(report, paths, args, settings, files_mode)
-    except TrainingError as exc:
-        return fail(str(exc), exc.exit_code)
-    except RegistryError as exc:
-        return fail(str(exc), EXIT_REGISTRY)
-    except _mlflow_errors() as exc:
-        return fail(_mlflow_line(exc, settings), EXIT_MLFLOW)
-    except OSError as exc:
-        return fail(str(exc), 1)
-    limit = SUMMARY_MAX_BYTES - (RETRAIN_KEYS_BYTES if args.command != "drift-check" else 0)
-    written = {"json": str(paths[0]), "html": str(paths[1]), "mlflow_run_id": run_id}
-    return CheckOutcome(report, summary(report, limit), written)
 
 
 def decision_rule(args: argparse.Namespace) -> tuple[DriftThresholds, float | None]:
     """The thresholds and the lookback in seconds (None with ``--last``) the options name.
 
-    Raises pydantic's ValidationError or ValueError on a value the check refuses (exit 2).
+    ``--thresholds`` (a ``DriftThresholds`` JSON object) is the base, each per-field option
+    overrides its field and ``DriftThresholds``' defaults fill the rest. Raises ValueError with
+    one line naming the option (and field) on a value the check refuses (exit 2).
     """
-    from driftline.drift_report import DriftThresholds
-    from driftline_training.drift_check import parse_duration
+    from pydantic import ValidationError
 
-    thresholds = DriftThresholds(
-        psi=args.psi_threshold,
-        p_value=args.p_value,
-        prediction_psi=args.prediction_psi,
-        min_samples=args.min_samples,
-    )
-    lookback = None if args.last is not None else parse_duration(args.lookback or "1h")
+    from driftline.durations import parse_duration
+
+    base = DriftThresholds()
+    if args.thresholds is not None:
+        try:
+            base = DriftThresholds.model_validate_json(args.thresholds)
+        except ValidationError as exc:
+            raise ValueError(f"--thresholds: {_first_error(exc, {})}") from exc
+    chosen = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
+    try:
+        thresholds = DriftThresholds.model_validate({**base.model_dump(), **chosen})
+    except ValidationError as exc:
+        raise ValueError(_first_error(exc, OPTIONS)) from exc
+    if args.last is not None:
+        return thresholds, None
+    try:
+        lookback = parse_duration(args.lookback or "1h").total_seconds()
+    except ValueError as exc:
+        raise ValueError(f"--lookback: {exc}") from exc
     return thresholds, lookback
 
 
-def _files(args: argparse.Namespace) -> DriftInputs:
+def printed(outcome: CheckOutcome) -> dict[str, Any]:
+    """What ``--json`` prints: the summary and where the full report is."""
+    return {**outcome.summary.model_dump(mode="json"), "report": _written(outcome)}
+
+
+def _mode_error(args: argparse.Namespace, files_mode: bool) -> str:
+    """Why the options name neither mode or both, or "" when they name one."""
+    if files_mode and (args.model or args.log_store):
+        return "use --reference/--current (files) or --model/--log-store (live), not both"
+    if files_mode and not (args.reference and args.current):
+        return "files mode needs both --reference and --current"
+    if not files_mode and not args.log_store:
+        return "name --reference and --current (files mode) or --log-store (live mode)"
+    return ""
+
+
+def _check(args: argparse.Namespace, settings: CliSettings, files_mode: bool) -> CheckOutcome | int:
+    """Validate the options and run the check; its errors become exit codes."""
+    from driftline.registry import RegistryError
+    from driftline_training.drift_run import run_drift_check
+    from driftline_training.errors import TrainingError
+
+    try:
+        thresholds, lookback = decision_rule(args)
+    except ValueError as exc:
+        return fail(str(exc), USAGE)
+    if args.last is not None and args.last < 1:
+        return fail("--last must be at least 1", USAGE)
+    if files_mode and (args.bins < 2 or args.sample_size < 1):
+        return fail("--bins must be at least 2 and --sample-size at least 1", USAGE)
+    source = _files_source(args) if files_mode else _live_source(args, settings, lookback)
+    retrain_keys = RETRAIN_KEYS_BYTES if args.command != "drift-check" else 0
+    try:
+        return run_drift_check(
+            source,
+            thresholds,
+            tracking=settings,
+            output_dir=args.output_dir or settings.home / "drift" / _timestamp(),
+            experiment=args.drift_experiment,
+            summary_max_bytes=TERMINATION_MESSAGE_MAX_BYTES - retrain_keys,
+        )
+    except TrainingError as exc:
+        return fail(str(exc), exc.exit_code)
+    except RegistryError as exc:
+        return fail(str(exc), REGISTRY)
+    except _mlflow_errors() as exc:
+        return fail(_mlflow_line(exc, settings), MLFLOW_UNAVAILABLE)
+    except OSError as exc:
+        return fail(str(exc), UNEXPECTED)
+
+
+def _files_source(args: argparse.Namespace) -> FilesSource:
     from driftline_training.adult import TARGET
-    from driftline_training.drift_check import FilesOptions, files_inputs
+    from driftline_training.drift_check import FilesOptions
+    from driftline_training.drift_run import FilesSource
 
     options = FilesOptions(
         schema=args.schema,
@@ -180,48 +214,33 @@ def _files(args: argparse.Namespace) -> DriftInputs:
         sample_size=args.sample_size,
         seed=args.seed,
     )
-    return files_inputs(args.reference, args.current, options)
+    return FilesSource(args.reference, args.current, options)
 
 
-def _live(args: argparse.Namespace, settings: CliSettings, lookback: float | None) -> DriftInputs:
-    from driftline.mlflow_binding import open_registry
-    from driftline.registry import CHAMPION, RegistryError
-    from driftline_training.drift_check import live_inputs
+def _live_source(
+    args: argparse.Namespace, settings: CliSettings, lookback: float | None
+) -> LiveSource:
+    from driftline_training.drift_run import LiveSource
 
-    _, registry = open_registry(settings)
-    name = args.model or settings.model_name
-    version = args.version or registry.alias_version(name, CHAMPION)
-    if version is None:
-        raise RegistryError(f"model {name!r} has no {CHAMPION!r}: pass --version")
-    return live_inputs(
-        registry, name, version, args.log_store, lookback_seconds=lookback, last=args.last
+    return LiveSource(
+        model=args.model or settings.model_name,
+        log_store=args.log_store,
+        version=args.version,
+        lookback_seconds=lookback,
+        last=args.last,
     )
 
 
-def _log(
-    report: DriftReport,
-    paths: tuple[Path, Path],
-    args: argparse.Namespace,
-    settings: CliSettings,
-    files_mode: bool,
-) -> str | None:
-    """Log to MLflow when a server is configured, and always in live mode (MLflow is in use)."""
-    if files_mode and not settings.tracking_uri:
-        return None
-    from driftline.mlflow_binding import open_registry
-    from driftline_training.drift_tracking import DRIFT_EXPERIMENT, log_drift_run
-
-    target, _ = open_registry(settings)
-    experiment = args.drift_experiment or DRIFT_EXPERIMENT
-    return log_drift_run(report, paths, target, experiment)
-
-
 def _retrain(args: argparse.Namespace, settings: CliSettings, outcome: CheckOutcome) -> int:
-    from driftline.registry import CHALLENGER
+    from driftline.registry_conventions import CHALLENGER
     from driftline_cli.train_cmd import execute_training, training_job
 
-    result: dict[str, Any] = {"drift": outcome.summary, "retrained": False, "version": None}
-    result["report"] = outcome.written
+    result: dict[str, Any] = {
+        "drift": outcome.summary.model_dump(mode="json"),
+        "retrained": False,
+        "version": None,
+        "report": _written(outcome),
+    }
     if outcome.report.drifted:
         name = args.model or settings.model_name
         job = training_job(args, settings, name=name, register=True, alias=CHALLENGER, schema=None)
@@ -240,8 +259,10 @@ def _retrain(args: argparse.Namespace, settings: CliSettings, outcome: CheckOutc
         )
     if args.termination_log:
         brief = {k: v for k, v in result.items() if k not in {"metrics", "report"}}
-        if not write_termination_log(brief, args.termination_log):
-            return 1
+        # Compact, like the summary's own JSON that RETRAIN_KEYS_BYTES was reserved beside.
+        message = json.dumps(brief, sort_keys=True, separators=(",", ":"), default=str)
+        if not write_termination_log(message, args.termination_log):
+            return UNEXPECTED
     text = _text(outcome) + (
         f"\nregistered {result['model_name']} version {result['version']} as {CHALLENGER}"
         if result["retrained"]
@@ -251,35 +272,18 @@ def _retrain(args: argparse.Namespace, settings: CliSettings, outcome: CheckOutc
     return 0
 
 
+def _written(outcome: CheckOutcome) -> dict[str, str | None]:
+    return {
+        "json": str(outcome.report_json),
+        "html": str(outcome.report_html),
+        "mlflow_run_id": outcome.mlflow_run_id,
+    }
+
+
 def _text(outcome: CheckOutcome) -> str:
-    s = outcome.summary
-    samples = ", ".join(f"{side} {rows}" for side, rows in s["samples"].items())
-    lines = [s["reason"], f"rows: {samples}"]
-    if s["features"]:
-        lines.append(f"{'FEATURE':<20} {'TEST':<6} {'PSI':>8} {'P (BH)':>10}  DRIFT")
-        for f in s["features"]:
-            if "note" in f:
-                lines.append(f"{f['name']:<20} not testable: {f['note']}")
-                continue
-            p = "-" if f["p_adjusted"] is None else f"{f['p_adjusted']:.2g}"
-            flag = "yes" if f["drifted"] else "no"
-            lines.append(f"{f['name']:<20} {f['test']:<6} {f['psi']:>8.4f} {p:>10}  {flag}")
-            if "missing" in f:
-                m = f["missing"]
-                lines.append(
-                    f"{'':<20} missing {m['reference']:.1%} -> {m['current']:.1%},"
-                    f" p (BH) {m['p_adjusted']:.2g}"
-                )
-    prediction = s["prediction"]
-    if prediction["checked"]:
-        lines.append(
-            f"prediction: PSI {prediction['psi']:.4f}, KS p {prediction['p_value']:.2g},"
-            f" drifted {prediction['drifted']}"
-        )
-    else:
-        lines.append(f"prediction: not checked ({prediction['note']})")
-    lines.append(f"report: {outcome.written['html']}")
-    return "\n".join(lines)
+    from driftline.drift_report import summary_text
+
+    return f"{summary_text(outcome.summary)}\nreport: {outcome.report_html}"
 
 
 def _mlflow_errors() -> tuple[type[Exception], ...]:
@@ -302,11 +306,9 @@ def _timestamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
-def _first_error(exc: Exception) -> str:
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else ""
-        return f"{OPTIONS.get(field, field)}: {error['msg']}"
-    return str(exc)
+def _first_error(exc: ValidationError, options: dict[str, str]) -> str:
+    """``<option or field>: <message>`` of the first error; the field alone for a whole object."""
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in error["loc"])
+    where = options.get(field, field)
+    return f"{where}: {error['msg']}" if where else str(error["msg"])

@@ -13,10 +13,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from driftline.exit_codes import INTERRUPTED, UNEXPECTED, USAGE
 from driftline_cli.output import fail
-
-EXIT_USAGE = 2
-EXIT_UNEXPECTED = 1
 
 # Subcommand -> module defining ``add_arguments(parser)`` and ``run(args, settings) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -73,14 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = CliSettings()
     except ValueError as exc:
-        return fail(f"settings: {_first_line(exc)}", EXIT_USAGE)
+        return fail(f"settings: {_first_line(exc)}", USAGE)
     if args.tracking_uri:
         settings = settings.model_copy(update={"tracking_uri": args.tracking_uri})
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args, settings))
     except KeyboardInterrupt:
-        return fail("interrupted", 130)
+        return fail("interrupted", INTERRUPTED)
     except Exception as exc:
         # The last rung of the taxonomy: whatever a command did not foresee is still one line.
         if settings.debug:
@@ -88,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(
             f"unexpected {type(exc).__name__}: {_first_line(exc)}"
             " (DRIFTLINE_DEBUG=1 prints the traceback)",
-            EXIT_UNEXPECTED,
+            UNEXPECTED,
         )
 
 

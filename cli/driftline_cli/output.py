@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from driftline.exit_codes import UNEXPECTED
+
 
 def fail(reason: str, code: int) -> int:
     """Print ``driftline: error: <reason>`` (first line only) and return the exit code."""
@@ -23,14 +25,14 @@ def emit(result: dict[str, Any], as_json: bool, text: str) -> None:
         print(text)
 
 
-def write_termination_log(content: dict[str, Any], path: Path) -> bool:
-    """Write a JSON summary where Kubernetes reads a container's termination message.
+def write_termination_log(message: str, path: Path) -> bool:
+    """Write ``message`` (a contract's JSON) where Kubernetes reads a termination message.
 
     On failure, print the one-line error and return False (the caller exits non-zero).
     """
     try:
-        path.write_text(json.dumps(content, sort_keys=True, default=str))
+        path.write_text(message)
     except OSError as exc:
-        fail(f"cannot write the termination log: {exc}", 1)
+        fail(f"cannot write the termination log: {exc}", UNEXPECTED)
         return False
     return True

@@ -6,18 +6,17 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
+from driftline.exit_codes import MLFLOW_UNAVAILABLE, REGISTRY
+from driftline.registry_conventions import VARIANTS
 from driftline_cli.output import emit, fail
 from driftline_cli.settings import CliSettings
-
-EXIT_REGISTRY = 6
-EXIT_MLFLOW = 7
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     """Arguments of the registry subcommands."""
     if name == "register":
         parser.add_argument("--run-id", required=True, help="training run whose model to register")
-        parser.add_argument("--alias", choices=["champion", "challenger"])
+        parser.add_argument("--alias", choices=VARIANTS)
     parser.add_argument("model", nargs="?", help="registered model name (adult-income)")
     if name in ("promote", "rollback"):
         parser.add_argument(
@@ -49,16 +48,16 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
         try:
             name, uri = model_of_deployment(args.deployment, args.namespace)
         except ValueError as exc:
-            return fail(str(exc), EXIT_REGISTRY)
+            return fail(str(exc), REGISTRY)
         if not args.tracking_uri:
             settings = settings.model_copy(update={"tracking_uri": uri})
     target, registry = open_registry(settings)
     try:
         result, text = HANDLERS[args.command](registry, name, args)
     except (RegistryError, ValueError) as exc:
-        return fail(str(exc), EXIT_REGISTRY)
+        return fail(str(exc), REGISTRY)
     except MlflowException as exc:
-        return fail(mlflow_error_line(exc, target.uri), EXIT_MLFLOW)
+        return fail(mlflow_error_line(exc, target.uri), MLFLOW_UNAVAILABLE)
     emit(result, args.json, text)
     return 0
 

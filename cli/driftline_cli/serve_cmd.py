@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from driftline.exit_codes import USAGE
+from driftline.registry_conventions import VARIANTS
 from driftline_cli.settings import CliSettings
 
 
@@ -21,7 +23,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
             "--runtime", choices=["onnx", "native"], help="onnx (default) or native"
         )
         parser.add_argument("--log-store", help="sqlite:///... or postgresql://... inference log")
-        parser.add_argument("--variant", choices=["champion", "challenger"], help="variant label")
+        parser.add_argument("--variant", choices=VARIANTS, help="variant label")
         parser.add_argument("--max-batch", type=int, help="records per batch call (1000)")
     else:
         parser.add_argument("--champion", required=True, help="champion base URL")
@@ -41,9 +43,9 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
         app = _serve_app(args, settings) if args.command == "serve" else _router_app(args)
     except ValidationError as exc:
         first = exc.errors()[0]
-        return fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+        return fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", USAGE)
     except ValueError as exc:  # an unusable --log-store
-        return fail(str(exc), 2)
+        return fail(str(exc), USAGE)
     config = {
         "host": args.host,
         "port": args.port,
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
 
 
 def _serve_app(args: argparse.Namespace, settings: CliSettings) -> Any:
-    from driftline.inference_log import create_schema, insert_batch
+    from driftline.inference_log import open_writer
     from driftline_serving.app import create_app
     from driftline_serving.loader import load_model
     from driftline_serving.settings import ServingSettings
@@ -73,38 +75,12 @@ def _serve_app(args: argparse.Namespace, settings: CliSettings) -> Any:
         "max_batch": args.max_batch,
     }
     serving = ServingSettings(**{k: v for k, v in overrides.items() if v is not None})
-    engine = _open_log_store(serving.log_store_url())
-    schema_ready: list[bool] = []
-
-    def write(records: Any) -> None:
-        # The table is created on the first write, so a store that is down at start is no
-        # reason not to serve.
-        if not schema_ready:
-            create_schema(engine)
-            schema_ready.append(True)
-        insert_batch(engine, records)
-
-    return create_app(serving, load_model, write)
-
-
-def _open_log_store(url: str) -> Any:
-    """An engine for the inference log; ValueError (one line) when it can never work.
-
-    A server that is down (PostgreSQL) is no reason not to serve: rows are buffered. A SQLite
-    file is local, so one that cannot be created now will not appear later: refuse to start.
-    """
-    import sqlalchemy as sa
-
-    from driftline.inference_log import create_schema, engine_for
-
+    url = serving.log_store_url()
     try:
-        engine = engine_for(url)
-        if engine.dialect.name == "sqlite":
-            create_schema(engine)
-    except (OSError, sa.exc.ArgumentError, sa.exc.OperationalError) as exc:
-        reason = getattr(exc, "strerror", None) or str(getattr(exc, "orig", None) or exc)
-        raise ValueError(f"--log-store {url}: cannot open the inference log: {reason}") from exc
-    return engine
+        write = open_writer(url)
+    except ValueError as exc:
+        raise ValueError(f"--log-store {url}: {exc}") from exc
+    return create_app(serving, load_model, write)
 
 
 def _router_app(args: argparse.Namespace) -> Any:

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftline.exit_codes import DATA_SOURCE, MLFLOW_UNAVAILABLE, REGISTRY, UNEXPECTED, USAGE
+from driftline.registry_conventions import VARIANTS
 from driftline_cli.output import emit, fail, write_termination_log
 from driftline_cli.settings import CliSettings
 
@@ -29,9 +31,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--register", metavar="NAME", help="registered model (adult-income)")
     parser.add_argument("--no-register", action="store_true", help="log the run only")
-    parser.add_argument(
-        "--alias", choices=["champion", "challenger"], help="alias to point at the new version"
-    )
+    parser.add_argument("--alias", choices=VARIANTS, help="alias to point at the new version")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +56,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: CliSettings) -> int:
     """Train and report; returns the exit code."""
     if args.no_register and args.alias:
-        return fail("--alias needs a registered version; drop --no-register", 2)
+        return fail("--alias needs a registered version; drop --no-register", USAGE)
     job = training_job(
         args,
         settings,
@@ -72,14 +72,16 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
         return result
     emit(result, args.json, _summary(result))
     if args.termination_log:
-        brief = {
-            "model_name": result["model_name"],
-            "version": result["version"],
-            "run_id": result["run_id"],
-            "roc_auc": result["metrics"]["roc_auc"],
-        }
-        if not write_termination_log(brief, args.termination_log):
-            return 1
+        from driftline.job_contracts import TrainingResult
+
+        brief = TrainingResult(
+            model_name=result["model_name"] or job.model_name,
+            version=result["version"],
+            run_id=result["run_id"],
+            roc_auc=result["metrics"]["roc_auc"],
+        )
+        if not write_termination_log(brief.model_dump_json(), args.termination_log):
+            return UNEXPECTED
     return 0
 
 
@@ -97,9 +99,9 @@ def training_job(
     from driftline_training.training import TrainConfig
 
     if args.folds < 2:
-        return fail("--folds must be at least 2", 2)
+        return fail("--folds must be at least 2", USAGE)
     if args.target_precision is not None and not 0 < args.target_precision < 1:
-        return fail("--target-precision must be between 0 and 1", 2)
+        return fail("--target-precision must be between 0 and 1", USAGE)
     config = TrainConfig(
         seed=args.seed,
         folds=args.folds,
@@ -138,11 +140,11 @@ def execute_training(job: TrainJob, settings: CliSettings) -> dict[str, Any] | i
     except TrainingError as exc:
         return fail(str(exc), exc.exit_code)
     except RegistryError as exc:
-        return fail(str(exc), 6)
+        return fail(str(exc), REGISTRY)
     except MlflowException as exc:
-        return fail(mlflow_error_line(exc, target.uri), 7)
+        return fail(mlflow_error_line(exc, target.uri), MLFLOW_UNAVAILABLE)
     except (OSError, ValueError) as exc:
-        return fail(f"cannot train: {exc}", 3)
+        return fail(f"cannot train: {exc}", DATA_SOURCE)
 
 
 def _summary(result: dict[str, Any]) -> str:

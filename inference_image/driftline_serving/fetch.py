@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from driftline import artifacts
+from driftline.registry_conventions import CHAMPION
 
 VERSION_FILE = "version.json"
 MODEL_FOLDER = "mlflow-model"
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--version")
-    parser.add_argument("--alias", default="champion")
+    parser.add_argument("--alias", default=CHAMPION)
     parser.add_argument("--dest", type=Path, required=True)
     args = parser.parse_args(argv)
     try:

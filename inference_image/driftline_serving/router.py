@@ -31,11 +31,12 @@ from prometheus_client import (
     generate_latest,
 )
 
+from driftline.registry_conventions import CHALLENGER, CHAMPION
 from driftline_serving.errors import ServingError, UpstreamError
 from driftline_serving.http_body import read_limited
 from driftline_serving.records import valid_request_id
 from driftline_serving.settings import RouterSettings
-from driftline_serving.split import CHALLENGER, CHAMPION, choose, parse_split
+from driftline_serving.split import choose, parse_split
 from driftline_serving.upstream import UpstreamPool, UpstreamTimeout, UpstreamUnavailable
 
 logger = logging.getLogger("driftline.router")

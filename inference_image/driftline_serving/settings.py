@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from driftline.registry_conventions import CHAMPION
 from driftline.tracking_settings import TrackingSettings
 
 
@@ -23,12 +24,12 @@ class ServingSettings(TrackingSettings):
 
     model_name: str = Field("adult-income", description="Registered model to serve.")
     model_version: str | None = Field(None, description="Version to serve (wins over alias).")
-    model_alias: str = Field("champion", description="Alias resolved at start when no version.")
+    model_alias: str = Field(CHAMPION, description="Alias resolved at start when no version.")
     model_dir: Path | None = Field(
         None, description="Read already fetched model files from here instead of MLflow."
     )
     runtime: Runtime = Field(Runtime.ONNX, description="onnx (fast path) or native (sklearn).")
-    variant: str = Field("champion", description="Variant label on answers, logs and metrics.")
+    variant: str = Field(CHAMPION, description="Variant label on answers, logs and metrics.")
     log_store: str | None = Field(
         None, description="Inference log URL (sqlite:///... or postgresql://...); unset: SQLite."
     )

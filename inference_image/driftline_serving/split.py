@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
+from driftline.registry_conventions import CHALLENGER, CHAMPION
+
 BPS_TOTAL = 10_000
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 
 
 def bucket(request_id: str) -> int:

@@ -4,8 +4,9 @@ Rule: a feature drifts when its PSI exceeds ``thresholds.psi`` AND its distribut
 significant after the Benjamini-Hochberg correction across features (adjusted p <=
 ``thresholds.p_value``). PSI alone flags harmless shifts in small windows; a test alone flags
 negligible shifts in large ones; together they ask for a shift that is both real and big. The
-predictions drift when their PSI exceeds ``thresholds.prediction_psi`` and their KS p-value is
-<= ``thresholds.p_value`` (one test, no correction). The window drifts when any feature or the
+predictions drift when their PSI exceeds ``thresholds.prediction_psi`` and their numeric test's
+(KS) p-value is <= ``thresholds.p_value`` (one test, no correction). The tests are
+``driftline.stattests.DEFAULT_TESTS`` of each kind. The window drifts when any feature or the
 predictions drift. Fewer than ``thresholds.min_samples`` rows (current or reference) give
 "insufficient data", never "no drift".
 """
@@ -26,13 +27,13 @@ from driftline.drift_compare import (
 from driftline.drift_report import (
     DriftReport,
     DriftStatus,
-    DriftThresholds,
     FeatureDrift,
     MissingShare,
     PredictionDrift,
 )
+from driftline.job_contracts import DriftThresholds
 from driftline.schema import FeatureKind
-from driftline.stattests import benjamini_hochberg
+from driftline.stattests import DEFAULT_TESTS, benjamini_hochberg
 
 # How many feature names a one-line reason lists.
 REASON_NAMES = 5
@@ -103,14 +104,21 @@ def _feature_drift(
     baseline: Baseline, current: pd.DataFrame, thresholds: DriftThresholds
 ) -> tuple[FeatureDrift, ...]:
     alpha, psi = thresholds.p_value, thresholds.psi
+    # Each kind's test comes from the registry (``driftline.stattests``) by name.
+    numeric_test = DEFAULT_TESTS[FeatureKind.NUMERIC]
+    categorical_test = DEFAULT_TESTS[FeatureKind.CATEGORICAL]
     compared: list[tuple[str, FeatureKind, Comparison]] = []
     for name, numeric in baseline.numeric.items():
         values = current[name].to_numpy()
-        result = compare_numeric(numeric, values, alpha=alpha, psi_threshold=psi)
+        result = compare_numeric(
+            numeric, values, alpha=alpha, psi_threshold=psi, test_name=numeric_test
+        )
         compared.append((name, FeatureKind.NUMERIC, result))
     for name, categorical in baseline.categorical.items():
         counts = category_counts(current[name])
-        result = compare_categorical(categorical, counts, alpha=alpha, psi_threshold=psi)
+        result = compare_categorical(
+            categorical, counts, alpha=alpha, psi_threshold=psi, test_name=categorical_test
+        )
         compared.append((name, FeatureKind.CATEGORICAL, result))
     # One Benjamini-Hochberg family: each feature's test, then each missing-share test.
     p_values = [c.test.p_value if c.test else np.nan for _, _, c in compared]
@@ -166,6 +174,8 @@ def _prediction_drift(
         probabilities,
         alpha=thresholds.p_value,
         psi_threshold=thresholds.prediction_psi,
+        # Predicted probabilities are a numeric variable: they get the numeric test.
+        test_name=DEFAULT_TESTS[FeatureKind.NUMERIC],
         where="baseline.prediction",
     )
     if c.test is None:

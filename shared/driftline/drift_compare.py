@@ -1,11 +1,13 @@
 """One variable of a window compared with its baseline: PSI, a distribution test, the shares.
 
 Numeric variables (features and predicted probabilities): PSI over the baseline's quantile bins
-plus a "missing" bin, and the two-sample KS test against the baseline's bounded sample.
-Categorical features: PSI over category shares (categories the baseline never saw share one
-"unseen" bucket) and a chi-squared homogeneity test whose reference counts are reconstructed as
-baseline share x baseline count. Everything is vectorised: one sort per numeric column, one
-``value_counts`` per categorical column.
+plus a "missing" bin, and (by default) the two-sample KS test against the baseline's bounded
+sample. Categorical features: PSI over category shares (categories the baseline never saw share
+one "unseen" bucket) and (by default) a chi-squared homogeneity test whose reference counts are
+reconstructed as baseline share x baseline count. Every test is looked up by name in
+``driftline.stattests.STAT_TESTS``; the caller names the kind's test (``DEFAULT_TESTS``).
+Everything is vectorised: one sort per numeric column, one ``value_counts`` per categorical
+column.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ import pandas as pd
 
 from driftline.baseline import CategoricalReference, NumericReference
 from driftline.drift_report import BinShare
-from driftline.schema import MISSING_CATEGORY
+from driftline.schema import MISSING_CATEGORY, FeatureKind
 from driftline.stattests import (
+    BINNED_TEST,
+    MISSING_TEST,
+    SCORE_TEST,
+    Compares,
+    Direction,
+    StatTest,
     TestResult,
-    chi2_counts_test,
-    ks_test,
-    missing_share_test,
-    psi_test,
+    stat_test,
 )
 
 # Label of the bucket holding the categories the baseline never saw.
@@ -61,14 +66,21 @@ def compare_numeric(
     *,
     alpha: float,
     psi_threshold: float,
+    test_name: str,
     where: str = "baseline",
 ) -> Comparison:
-    """PSI over ``baseline``'s bins (and missing values) plus KS against its sample.
+    """PSI over ``baseline``'s bins (and missing values) plus a sample test against its sample.
 
+    ``values`` are the current values (NaN for missing); ``alpha`` is each test's level and
+    ``psi_threshold`` the PSI's. ``test_name`` is a ``STAT_TESTS`` entry comparing numeric
+    samples by p-value (``DEFAULT_TESTS`` names KS); ValueError when it is not one.
     ``where`` names the baseline's part in the ``reference`` descriptions. When either side has
-    no finite values, KS cannot run: the bin counts, with the missing bin, go through the
-    chi-squared test instead, so a column that turned all-null is still tested.
+    no finite values the sample test cannot run: the bin counts, with the missing bin, go
+    through ``BINNED_TEST`` (chi-squared) instead, so a column that turned all-null is still
+    tested.
     """
+    sample_test = stat_test(test_name, FeatureKind.NUMERIC, Compares.SAMPLES)
+    score = _score_test(FeatureKind.NUMERIC)
     array = np.asarray(values, dtype=np.float64)
     ordered = np.sort(array[np.isfinite(array)])
     edges = np.asarray(baseline.edges, dtype=np.float64)
@@ -78,7 +90,7 @@ def compare_numeric(
     current = np.append(counts, array.size - ordered.size) / max(1, array.size)
     kept = 1.0 - baseline.null_fraction
     reference = np.append(np.asarray(baseline.proportions) * kept, baseline.null_fraction)
-    described = {"psi": f"{where}.bins ({len(baseline.proportions)})"}
+    described = {score.result_name: f"{where}.bins ({len(baseline.proportions)})"}
     rows = baseline.count / max(kept, 1e-12)
     test: TestResult | None = None
     missing: TestResult | None = None
@@ -88,21 +100,23 @@ def compare_numeric(
     elif not array.size:
         untestable = NO_CURRENT_ROWS
     elif ordered.size and baseline.sample:
-        test = ks_test(baseline.sample, ordered, alpha)
-        described["ks"] = f"{where}.sample ({len(baseline.sample)})"
+        test = sample_test.function(baseline.sample, ordered, alpha)
+        described[sample_test.result_name] = f"{where}.sample ({len(baseline.sample)})"
         absent = array.size - ordered.size
         if baseline.null_fraction or absent:
-            missing = missing_share_test(
+            missing_test = _counts_test(MISSING_TEST, FeatureKind.NUMERIC)
+            missing = missing_test.function(
                 [round(rows - baseline.count), baseline.count], [absent, ordered.size], alpha
             )
-            described["missing_share"] = f"{where}.null_fraction x count ({round(rows)})"
+            described[missing_test.result_name] = f"{where}.null_fraction x count ({round(rows)})"
     else:
         # The current values are all missing: the bins with the missing bin say so.
-        test = chi2_counts_test(np.rint(reference * rows), current * array.size, alpha)
-        described["chi2"] = f"{where}.bins x count ({round(rows)})"
+        binned = _counts_test(BINNED_TEST, FeatureKind.NUMERIC)
+        test = binned.function(np.rint(reference * rows), current * array.size, alpha)
+        described[binned.result_name] = f"{where}.bins x count ({round(rows)})"
     labels = [*_bin_labels(edges), MISSING_BIN]
     return Comparison(
-        psi=psi_test(reference, current, psi_threshold),
+        psi=score.function(reference, current, psi_threshold),
         test=test,
         reference=described,
         count=int(ordered.size),
@@ -118,13 +132,18 @@ def compare_categorical(
     *,
     alpha: float,
     psi_threshold: float,
+    test_name: str,
     where: str = "baseline",
 ) -> Comparison:
-    """PSI over category shares plus chi-squared on counts, against ``baseline``.
+    """PSI over category shares plus a counts test (such as chi-squared), against ``baseline``.
 
     ``counts`` are the current counts per category (nulls under the missing token, see
     ``category_counts``). Reference counts are reconstructed as share x ``baseline.count``.
+    ``test_name`` is a ``STAT_TESTS`` entry comparing categorical counts by p-value
+    (``DEFAULT_TESTS`` names chi-squared); ValueError when it is not one.
     """
+    counts_test = _counts_test(test_name, FeatureKind.CATEGORICAL)
+    score = _score_test(FeatureKind.CATEGORICAL)
     categories = sorted(baseline.proportions)
     known = set(categories)
     current_counts = np.array(
@@ -143,15 +162,15 @@ def compare_categorical(
     test = (
         None
         if untestable
-        else chi2_counts_test(np.rint(reference * baseline.count), current_counts, alpha)
+        else counts_test.function(np.rint(reference * baseline.count), current_counts, alpha)
     )
     return Comparison(
-        psi=psi_test(reference, current, psi_threshold),
+        psi=score.function(reference, current, psi_threshold),
         test=test,
         untestable=untestable,
         reference={
-            "psi": f"{where}.proportions ({len(categories)} categories + unseen)",
-            "chi2": f"{where}.proportions x count ({baseline.count})",
+            score.result_name: f"{where}.proportions ({len(categories)} categories + unseen)",
+            counts_test.result_name: f"{where}.proportions x count ({baseline.count})",
         },
         count=int(total),
         bins=_shares(
@@ -164,6 +183,15 @@ def category_counts(values: pd.Series) -> dict[str, int]:
     """Counts per category of a model-frame column (see ``coercion.to_model_frame``)."""
     counted = values.value_counts(sort=False, dropna=False)
     return {str(k): int(v) for k, v in counted.items()}
+
+
+def _counts_test(name: str, kind: FeatureKind) -> StatTest:
+    return stat_test(name, kind, Compares.COUNTS)
+
+
+def _score_test(kind: FeatureKind) -> StatTest:
+    """The score of aligned bin or category shares (``SCORE_TEST``: PSI)."""
+    return stat_test(SCORE_TEST, kind, Compares.SHARES, Direction.STATISTIC_ABOVE)
 
 
 def _bin_labels(edges: npt.NDArray[np.float64]) -> list[str]:

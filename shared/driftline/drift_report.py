@@ -1,21 +1,28 @@
 """The drift report: in full for people (report.json, report.html), as a summary for the operator.
 
-Pure data and formatting: ``driftline.drift`` fills a report, ``summary`` shrinks it to what fits
-in a pod's termination message (4 KiB) and in ``DriftPolicy`` status.
+Pure data and formatting: ``driftline.drift`` fills a report, ``summary`` shrinks it to a
+``DriftCheckSummary`` (``driftline.job_contracts``) that fits in a pod's termination message
+(4 KiB) and in ``DriftPolicy`` status.
 """
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from driftline.job_contracts import (
+    TERMINATION_MESSAGE_MAX_BYTES,
+    DriftCheckSummary,
+    DriftThresholds,
+    FeatureSummary,
+    MissingSummary,
+    PredictionSummary,
+)
 from driftline.schema import FeatureKind
 
-# Kubernetes keeps at most 4096 bytes of a container's termination message.
-SUMMARY_MAX_BYTES = 4096
+# The summary is the drift Job's termination message, so it has that message's bound.
+SUMMARY_MAX_BYTES = TERMINATION_MESSAGE_MAX_BYTES
 # A feature name or reason longer than this is cut in the summary, so one cannot fill it alone.
 SUMMARY_MAX_TEXT = 200
 
@@ -26,19 +33,6 @@ class DriftStatus(StrEnum):
     DRIFT = "drift"
     NO_DRIFT = "no_drift"
     INSUFFICIENT_DATA = "insufficient_data"
-
-
-class DriftThresholds(BaseModel):
-    """The decision rule's parameters (the ``DriftPolicy`` thresholds and window minimum)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    psi: float = Field(0.2, gt=0, description="A feature's PSI must exceed this to drift.")
-    p_value: float = Field(
-        0.05, gt=0, lt=1, description="False discovery rate of the Benjamini-Hochberg step."
-    )
-    prediction_psi: float = Field(0.2, gt=0, description="PSI threshold of the predictions.")
-    min_samples: int = Field(500, ge=1, description="Fewer current rows: insufficient data.")
 
 
 class BinShare(BaseModel):
@@ -138,78 +132,118 @@ class DriftReport(BaseModel):
         return sorted(self.features, key=lambda f: (not f.testable, -f.psi))
 
 
-def summary(report: DriftReport, max_bytes: int = SUMMARY_MAX_BYTES) -> dict[str, Any]:
-    """The report's decision and top offenders, at most ``max_bytes`` as ``json.dumps`` output.
+def summary(report: DriftReport, max_bytes: int = SUMMARY_MAX_BYTES) -> DriftCheckSummary:
+    """The report's decision and top offenders, at most ``max_bytes`` as ``model_dump_json()``.
 
     Features are ordered by PSI; the tail is dropped (and counted in ``features_omitted``) when
-    the list would not fit.
+    the list would not fit. Statistics are rounded (PSI to 4 decimals, p-values to 3 significant
+    digits) and texts cut to ``SUMMARY_MAX_TEXT`` characters, so no one entry fills the budget.
     """
-    out: dict[str, Any] = {
-        "status": report.status.value,
-        "drifted": report.drifted,
-        "reason": report.reason[:SUMMARY_MAX_TEXT],
-        "samples": dict(report.samples),
-        "max_psi": _rounded(report.max_psi),
-        "thresholds": report.thresholds.model_dump(),
-        "features_checked": sum(f.testable for f in report.features),
-        "features_drifted": sum(f.drifted for f in report.features),
-        "features_omitted": 0,
-        "features": [],
-        "prediction": _prediction_summary(report.prediction),
-    }
+    head = DriftCheckSummary(
+        status=report.status.value,
+        drifted=report.drifted,
+        reason=report.reason[:SUMMARY_MAX_TEXT],
+        samples=dict(report.samples),
+        max_psi=_rounded(report.max_psi),
+        thresholds=report.thresholds,
+        features_checked=sum(f.testable for f in report.features),
+        features_drifted=sum(f.drifted for f in report.features),
+        features_omitted=0,
+        features=[],
+        prediction=_prediction_summary(report.prediction),
+    )
     entries = [_feature_summary(f) for f in report.ranked_features()]
-    # Each entry adds its own length plus a ", " separator; the omitted count may grow a digit.
-    budget = max_bytes - _size(out) - len(str(len(entries)))
+    # Each entry adds its own length plus a "," separator; the omitted count may grow digits.
+    budget = max_bytes - _size(head) - len(str(len(entries)))
     kept = 0
     for entry in entries:
-        cost = _size(entry) + 2
+        cost = _size(entry) + 1
         if cost > budget:
             break
         budget -= cost
         kept += 1
-    out["features"] = entries[:kept]
-    out["features_omitted"] = len(entries) - kept
-    while _size(out) > max_bytes and out["features"]:
-        out["features"].pop()
-        out["features_omitted"] += 1
-    return out
+    while True:
+        out = head.model_copy(
+            update={"features": entries[:kept], "features_omitted": len(entries) - kept}
+        )
+        if kept == 0 or _size(out) <= max_bytes:
+            return out
+        kept -= 1
 
 
-def _feature_summary(feature: FeatureDrift) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": feature.name[:SUMMARY_MAX_TEXT],
-        "test": feature.test,
+def summary_text(out: DriftCheckSummary) -> str:
+    """``out`` for people: the reason, the row counts, a table of the features, the predictions.
+
+    Lines of at most about 80 characters; p-values are the Benjamini-Hochberg adjusted ones.
+    """
+    samples = ", ".join(f"{side} {rows}" for side, rows in out.samples.items())
+    lines = [out.reason, f"rows: {samples}"]
+    if out.features:
+        lines.append(f"{'FEATURE':<20} {'TEST':<6} {'PSI':>8} {'P (BH)':>10}  DRIFT")
+    for f in out.features:
+        if f.note is not None:
+            lines.append(f"{f.name:<20} not testable: {f.note}")
+            continue
+        flag = "yes" if f.drifted else "no"
+        lines.append(f"{f.name:<20} {f.test:<6} {f.psi:>8.4f} {_p(f.p_adjusted):>10}  {flag}")
+        if f.missing is not None:
+            m = f.missing
+            lines.append(
+                f"{'':<20} missing {m.reference:.1%} -> {m.current:.1%}, p (BH) {_p(m.p_adjusted)}"
+            )
+    prediction = out.prediction
+    if prediction.checked:
+        lines.append(
+            f"prediction: PSI {prediction.psi:.4f}, {(prediction.test or '').upper()} p"
+            f" {_p(prediction.p_value)}, drifted {prediction.drifted}"
+        )
+    else:
+        lines.append(f"prediction: not checked ({prediction.note})")
+    return "\n".join(lines)
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2g}"
+
+
+def _feature_summary(feature: FeatureDrift) -> FeatureSummary:
+    missing = feature.missing
+    return FeatureSummary(
+        name=feature.name[:SUMMARY_MAX_TEXT],
+        test=feature.test,
         # An untested feature's PSI compares against nothing (an empty reference): not shown.
-        "psi": _rounded(feature.psi) if feature.testable else None,
-        "p_value": _significant(feature.p_value),
-        "p_adjusted": _significant(feature.p_adjusted),
-        "drifted": feature.drifted,
-    }
-    if feature.missing is not None:
-        out["missing"] = {
-            "reference": _rounded(feature.missing.reference),
-            "current": _rounded(feature.missing.current),
-            "p_adjusted": _significant(feature.missing.p_adjusted),
-        }
-    if feature.note:
-        out["note"] = feature.note[:SUMMARY_MAX_TEXT]
-    return out
+        psi=_rounded(feature.psi) if feature.testable else None,
+        p_value=_significant(feature.p_value),
+        p_adjusted=_significant(feature.p_adjusted),
+        drifted=feature.drifted,
+        missing=None
+        if missing is None
+        else MissingSummary(
+            reference=_rounded(missing.reference),
+            current=_rounded(missing.current),
+            p_adjusted=_significant(missing.p_adjusted),
+        ),
+        note=feature.note[:SUMMARY_MAX_TEXT] or None,
+    )
 
 
-def _prediction_summary(prediction: PredictionDrift) -> dict[str, Any]:
+def _prediction_summary(prediction: PredictionDrift) -> PredictionSummary:
     if not prediction.checked:
-        return {"checked": False, "note": prediction.note[:SUMMARY_MAX_TEXT], "drifted": None}
-    return {
-        "checked": True,
-        "test": prediction.test,
-        "psi": _rounded(prediction.psi),
-        "p_value": _significant(prediction.p_value),
-        "drifted": prediction.drifted,
-    }
+        return PredictionSummary(
+            checked=False, note=prediction.note[:SUMMARY_MAX_TEXT], drifted=None
+        )
+    return PredictionSummary(
+        checked=True,
+        test=prediction.test,
+        psi=_rounded(prediction.psi),
+        p_value=_significant(prediction.p_value),
+        drifted=prediction.drifted,
+    )
 
 
-def _size(value: Any) -> int:
-    return len(json.dumps(value, sort_keys=True).encode())
+def _size(value: BaseModel) -> int:
+    """Bytes of ``value`` as the termination message holds it."""
+    return len(value.model_dump_json().encode())
 
 
 def _rounded(value: float | None) -> float | None:

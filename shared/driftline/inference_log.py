@@ -1,15 +1,15 @@
 """The inference log: one row per prediction, written by serving and read by drift checks.
 
-This module owns the table. PostgreSQL in production, SQLite by default; both through
-SQLAlchemy Core so the schema is declared once. Features are stored as JSON text so that the
-table does not change when a model's features do.
+This module owns the table and its one writer and reader. PostgreSQL in production, SQLite by
+default; both through SQLAlchemy Core so the schema is declared once. Features are stored as
+JSON text so that the table does not change when a model's features do.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,33 @@ def insert_batch(engine: sa.Engine, records: Sequence[LogRecord]) -> None:
     ]
     with engine.begin() as connection:
         connection.execute(INFERENCE_LOG.insert(), rows)
+
+
+def open_writer(url: str) -> Callable[[Sequence[LogRecord]], None]:
+    """A function inserting batches of records into the inference log at ``url``.
+
+    Serving calls it from its log writer's worker thread (``driftline_serving.log_writer``).
+    The table is created on the first write, so a PostgreSQL server that is down at start is
+    no reason not to serve: the caller buffers rows until it answers. A SQLite file is local,
+    so one that cannot be created now will not appear later: raises ValueError (one line, with
+    the cause) at once.
+    """
+    try:
+        engine = engine_for(url)
+        if engine.dialect.name == "sqlite":
+            create_schema(engine)
+    except (OSError, sa.exc.ArgumentError, sa.exc.OperationalError) as exc:
+        reason = getattr(exc, "strerror", None) or str(getattr(exc, "orig", None) or exc)
+        raise ValueError(f"cannot open the inference log: {reason}") from exc
+    schema_ready: list[bool] = []
+
+    def write(records: Sequence[LogRecord]) -> None:
+        if not schema_ready:
+            create_schema(engine)
+            schema_ready.append(True)
+        insert_batch(engine, records)
+
+    return write
 
 
 def read_window(

@@ -22,22 +22,17 @@ from driftline.champion_claim import (
     claim_generation,
 )
 from driftline.promotion import Comparison, ComparisonRule, compare
+from driftline.registry_conventions import CHALLENGER, CHAMPION, METRIC_PREFIX
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-ALIASES = (CHAMPION, CHALLENGER)
 
 TAG_GENERATION = "driftline.generation"
 TAG_CHAMPION_SEQ = "driftline.champion_seq"
 TAG_ARCHIVED = "driftline.archived"
 TAG_ROLLED_BACK = "driftline.rolled_back"
 TAG_PROMOTED_AT = "driftline.promoted_at"
-# Test metrics are logged to the training run under this prefix.
-METRIC_PREFIX = "test_"
 
 
 class RegistryError(Exception):
@@ -347,10 +342,11 @@ class ModelRegistry:
         )
 
     def _version(self, name: str, version: str) -> ModelVersion:
-        return _not_found_as(
+        found: ModelVersion = _not_found_as(
             lambda: self._client.get_model_version(name, version),
             f"model {name!r} has no version {version!r}",
         )
+        return found
 
 
 def _not_found_as(call: Callable[[], Any], message: str) -> Any:

@@ -2,8 +2,10 @@
 
 Each test is one pure function returning the statistic, the p-value (or score), the threshold it
 was judged against and the decision; a frozen descriptor says which feature kinds it applies to,
-what it compares and which way it points. Drift detection and the training-serving skew check both
-draw from this registry. ``benjamini_hochberg`` corrects the p-values of many such tests at once.
+what it compares and which way it points. The drift comparison (``driftline.drift_compare``) looks
+its tests up here by feature kind and role, so adding a test is one function and one entry in
+``STAT_TESTS`` (and naming it in ``DEFAULT_TESTS`` to make it the default of a kind).
+``benjamini_hochberg`` corrects the p-values of many such tests at once.
 """
 
 from __future__ import annotations
@@ -62,7 +64,12 @@ class Compares(StrEnum):
 
 @dataclass(frozen=True)
 class StatTest:
-    """A registered test: its name, the feature kinds it fits, its inputs and the function."""
+    """A registered test: its name, the feature kinds it fits, its inputs and the function.
+
+    ``reports_as`` is the ``TestResult.test`` of its results when that is not ``name``: one
+    statistic computed from other inputs (chi-squared on raw values or on counts) reports the
+    same name.
+    """
 
     name: str
     kinds: frozenset[FeatureKind]
@@ -70,6 +77,12 @@ class StatTest:
     function: TestFunction
     compares: Compares = Compares.SAMPLES
     direction: Direction = Direction.P_VALUE_BELOW
+    reports_as: str = ""
+
+    @property
+    def result_name(self) -> str:
+        """The name its results carry: ``reports_as`` when set, else ``name``."""
+        return self.reports_as or self.name
 
 
 def ks_test(reference: npt.ArrayLike, current: npt.ArrayLike, alpha: float) -> TestResult:
@@ -212,10 +225,11 @@ STAT_TESTS: dict[str, StatTest] = {
     ),
     "chi2_counts": StatTest(
         "chi2_counts",
-        frozenset({FeatureKind.CATEGORICAL}),
-        "chi-squared homogeneity of aligned category counts",
+        frozenset({FeatureKind.NUMERIC, FeatureKind.CATEGORICAL}),
+        "chi-squared homogeneity of aligned bin or category counts",
         chi2_counts_test,
         Compares.COUNTS,
+        reports_as="chi2",
     ),
     "missing_share": StatTest(
         "missing_share",
@@ -234,8 +248,40 @@ STAT_TESTS: dict[str, StatTest] = {
     ),
 }
 
-# The test each feature kind gets unless the caller chooses another.
+# The test each feature kind gets in a drift check unless the caller names another. A baseline
+# keeps a bounded sample of each numeric feature but only the shares of a categorical one, so
+# numeric values are compared as samples and categories as counts (reconstructed from shares).
 DEFAULT_TESTS: dict[FeatureKind, str] = {
     FeatureKind.NUMERIC: "ks",
-    FeatureKind.CATEGORICAL: "chi2",
+    FeatureKind.CATEGORICAL: "chi2_counts",
 }
+# The score every variable gets beside its test, over aligned bin or category shares.
+SCORE_TEST = "psi"
+# A numeric variable's missing share, tested on (missing, present) counts.
+MISSING_TEST = "missing_share"
+# A numeric variable with no current value to sample: its bin counts, the missing bin included.
+BINNED_TEST = "chi2_counts"
+
+
+def stat_test(
+    name: str,
+    kind: FeatureKind,
+    compares: Compares,
+    direction: Direction = Direction.P_VALUE_BELOW,
+) -> StatTest:
+    """The registered test ``name``, checked to fit a ``kind`` of variable and the inputs at hand.
+
+    ``compares`` is what the caller can pass (samples, counts or shares) and ``direction`` what
+    it reads (a p-value for the Benjamini-Hochberg family, or a score). Raises ValueError naming
+    the test when it is not in ``STAT_TESTS`` or does not fit.
+    """
+    test = STAT_TESTS.get(name)
+    if test is None:
+        raise ValueError(f"no statistical test {name!r}; registered: {', '.join(STAT_TESTS)}")
+    if kind not in test.kinds or test.compares is not compares or test.direction is not direction:
+        raise ValueError(
+            f"test {name!r} takes {test.compares.value} ({test.direction.value}) of"
+            f" {'/'.join(sorted(test.kinds))} variables, not {compares.value}"
+            f" ({direction.value}) of a {kind.value} one"
+        )
+    return test

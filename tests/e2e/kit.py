@@ -386,7 +386,8 @@ def wait_challenger_share(url: str, record: dict[str, Any], timeout: float = 120
     The router reads its split from a mounted ConfigMap, which the kubelet refreshes on its own
     period, so a new split reaches it some seconds after the operator wrote it.
     """
-    from driftline_serving.split import CHALLENGER, choose
+    from driftline.registry_conventions import CHALLENGER
+    from driftline_serving.split import choose
 
     ids = (f"probe-{i}" for i in range(10**6))
     probe_id = next(i for i in ids if choose(i, 1) == CHALLENGER)

@@ -60,6 +60,7 @@ def test_training_meets_the_quality_bar_and_logs_its_contracts(
     assert 0 < champion_run["cv"]["roc_auc"]["std"] < 0.01
     assert champion_run["onnx_max_abs_diff"] <= 1e-4
     assert champion_run["termination_log"] == {
+        "contract_version": 1,
         "model_name": "adult-income",
         "version": champion_run["version"],
         "run_id": champion_run["run_id"],

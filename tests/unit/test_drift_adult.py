@@ -15,7 +15,8 @@ from sklearn.pipeline import Pipeline
 from driftline.baseline import Baseline, build_baseline
 from driftline.coercion import derive_schema, to_model_frame
 from driftline.drift import check_drift
-from driftline.drift_report import DriftReport, DriftStatus, DriftThresholds
+from driftline.drift_report import DriftReport, DriftStatus
+from driftline.job_contracts import DriftThresholds
 from driftline.schema import FeatureSchema
 from driftline_training.pipeline import XGBParams, build_pipeline
 

@@ -14,7 +14,8 @@ import pytest
 from driftline.baseline import build_baseline
 from driftline.coercion import derive_schema, to_model_frame
 from driftline.drift import check_drift
-from driftline.drift_report import DriftReport, DriftThresholds, FeatureDrift
+from driftline.drift_report import DriftReport, FeatureDrift
+from driftline.job_contracts import DriftThresholds
 from driftline.schema import FeatureKind, FeatureSchema, FeatureSpec
 from driftline_training.drift_check import FilesOptions, files_inputs, run_check
 from driftline_training.errors import DriftInputError

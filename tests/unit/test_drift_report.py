@@ -1,7 +1,5 @@
 """The report around the statistics: insufficient data, the 4 KiB summary, the HTML page."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,11 +11,11 @@ from driftline.drift_report import (
     SUMMARY_MAX_BYTES,
     DriftReport,
     DriftStatus,
-    DriftThresholds,
     FeatureDrift,
     PredictionDrift,
     summary,
 )
+from driftline.job_contracts import DriftCheckSummary, DriftThresholds, parse_message
 from driftline.schema import MISSING_CATEGORY, FeatureKind
 from driftline_training.drift_report_html import render_html
 
@@ -39,7 +37,7 @@ def test_below_min_samples_the_answer_is_insufficient_data(adult: pd.DataFrame, 
     assert report.drifted is None and report.features == () and report.max_psi is None
     assert report.reason == "insufficient data: current has 499 rows < min_samples 500"
     assert not report.prediction.checked
-    assert summary(report)["drifted"] is None
+    assert summary(report).drifted is None
     enough = check_drift(
         baseline,
         to_model_frame(adult[adult["age"] < 25].iloc[:500], schema),
@@ -108,19 +106,21 @@ def test_summary_fits_in_4_kib_and_keeps_the_top_offenders() -> None:
         source={"mode": "files"},
     )
     out = summary(report)
-    size = len(json.dumps(out, sort_keys=True).encode())
+    # The termination message is the summary's JSON, and what the operator reads back.
+    size = len(out.model_dump_json().encode())
     assert size <= SUMMARY_MAX_BYTES
-    kept = out["features"]
+    kept = out.features
     assert 10 < len(kept) < 500
-    assert out["features_omitted"] == 500 - len(kept)
-    assert [f["psi"] for f in kept] == sorted((f["psi"] for f in kept), reverse=True)
-    assert kept[0]["psi"] == round(max(f.psi for f in features), 4)
-    assert set(kept[0]) == {"name", "test", "psi", "p_value", "p_adjusted", "drifted"}
-    assert out["features_drifted"] == sum(f.drifted for f in features)
-    assert {"drifted", "reason", "samples", "features", "prediction"} <= set(out)
+    assert out.features_omitted == 500 - len(kept)
+    assert [f.psi for f in kept] == sorted((f.psi for f in kept), reverse=True)
+    assert kept[0].psi == round(max(f.psi for f in features), 4)
+    assert set(kept[0].model_dump()) == {"name", "test", "psi", "p_value", "p_adjusted", "drifted"}
+    assert out.features_drifted == sum(f.drifted for f in features)
+    assert {"drifted", "reason", "samples", "features", "prediction"} <= set(out.model_dump())
+    assert parse_message(DriftCheckSummary, out.model_dump_json()) == out
     # Nothing is dropped when everything fits.
     small = report.model_copy(update={"features": features[:5], "reason": "drift"})
-    assert summary(small)["features_omitted"] == 0 and len(summary(small)["features"]) == 5
+    assert summary(small).features_omitted == 0 and len(summary(small).features) == 5
 
 
 def test_html_is_self_contained_and_escapes_names(adult: pd.DataFrame, adult_baseline) -> None:

@@ -3,10 +3,21 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from driftline.coercion import derive_schema
-from driftline.schema import FeatureKind
-from driftline.skew import skew_report
-from driftline.stattests import DEFAULT_TESTS, STAT_TESTS, chi2_test, ks_test
+from driftline import stattests
+from driftline.coercion import derive_schema, to_model_frame
+from driftline.schema import FeatureKind, FeatureSchema
+from driftline.stattests import (
+    DEFAULT_TESTS,
+    STAT_TESTS,
+    Compares,
+    Direction,
+    chi2_test,
+    ks_test,
+    stat_test,
+)
+
+# The registered tests that take two raw samples, per kind.
+SAMPLE_TESTS = {FeatureKind.NUMERIC: "ks", FeatureKind.CATEGORICAL: "chi2"}
 
 
 def test_ks_equals_scipy() -> None:
@@ -39,20 +50,47 @@ def test_a_single_category_is_no_evidence() -> None:
 def test_registry_covers_every_kind() -> None:
     for kind in FeatureKind:
         assert kind in STAT_TESTS[DEFAULT_TESTS[kind]].kinds
+        assert kind in STAT_TESTS[SAMPLE_TESTS[kind]].kinds
 
 
-def test_random_halves_of_adult_show_no_skew(adult: pd.DataFrame) -> None:
+def test_a_test_is_looked_up_by_what_it_compares() -> None:
+    ks = stat_test("ks", FeatureKind.NUMERIC, Compares.SAMPLES)
+    assert ks.function is ks_test and ks.result_name == "ks"
+    assert stat_test("chi2_counts", FeatureKind.CATEGORICAL, Compares.COUNTS).result_name == "chi2"
+    psi = stat_test("psi", FeatureKind.NUMERIC, Compares.SHARES, Direction.STATISTIC_ABOVE)
+    assert psi.result_name == "psi"
+    with pytest.raises(ValueError, match="takes samples"):
+        stat_test("ks", FeatureKind.CATEGORICAL, Compares.COUNTS)
+    with pytest.raises(ValueError, match="no statistical test 'wasserstein'"):
+        stat_test("wasserstein", FeatureKind.NUMERIC, Compares.SAMPLES)
+
+
+def _per_feature(
+    reference: pd.DataFrame, current: pd.DataFrame, schema: FeatureSchema, alpha: float
+) -> dict[str, stattests.TestResult]:
+    """Each schema feature of two frames through its kind's two-sample test."""
+    ref, cur = to_model_frame(reference, schema), to_model_frame(current, schema)
+    return {
+        spec.name: STAT_TESTS[SAMPLE_TESTS[spec.kind]].function(
+            ref[spec.name], cur[spec.name], alpha
+        )
+        for spec in schema.features
+    }
+
+
+def test_random_halves_of_adult_show_no_shift(adult: pd.DataFrame) -> None:
     schema = derive_schema(adult, "income")
     shuffled = adult.sample(frac=1.0, random_state=3)
     half = len(shuffled) // 2
-    report = skew_report(shuffled.iloc[:half], shuffled.iloc[half:], schema, alpha=0.001)
-    assert len(report) == 14
-    assert not any(r.result.drifted for r in report)
+    results = _per_feature(shuffled.iloc[:half], shuffled.iloc[half:], schema, alpha=0.001)
+    assert len(results) == 14
+    assert not any(r.drifted for r in results.values())
 
 
-def test_a_sub_population_is_flagged_with_its_features_first(adult: pd.DataFrame) -> None:
+def test_a_sub_population_is_flagged_on_its_features(adult: pd.DataFrame) -> None:
     schema = derive_schema(adult, "income")
     young = adult[adult["age"] < 30].sample(3000, random_state=1)
-    report = skew_report(adult.sample(5000, random_state=2), young, schema)
-    assert report[0].feature in {"age", "marital_status", "relationship"}
-    assert {"age", "marital_status"} <= {r.feature for r in report if r.result.drifted}
+    results = _per_feature(adult.sample(5000, random_state=2), young, schema, alpha=0.05)
+    most_significant = min(results, key=lambda n: (results[n].p_value, -results[n].statistic))
+    assert most_significant in {"age", "marital_status", "relationship"}
+    assert {"age", "marital_status"} <= {n for n, r in results.items() if r.drifted}

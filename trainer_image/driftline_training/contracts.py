@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftline.artifacts import FEATURE_SCHEMA
-from driftline.registry import CHAMPION
+from driftline.registry_conventions import CHAMPION
 from driftline.schema import FeatureSchema
 from driftline_training.errors import DataSourceError
 

@@ -8,7 +8,6 @@ reference. Live: a window of the inference log against the ``baseline.json`` and
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,8 @@ from driftline.baseline import Baseline, build_baseline
 from driftline.coercion import FeatureValueError, derive_schema, to_model_frame
 from driftline.drift import DriftInputError as PureInputError
 from driftline.drift import check_drift
-from driftline.drift_report import DriftReport, DriftThresholds
+from driftline.drift_report import DriftReport
+from driftline.job_contracts import DriftThresholds
 from driftline.schema import FeatureSchema
 from driftline_training.adult import load_table
 from driftline_training.contracts import read_schema
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
     from driftline.registry import ModelRegistry
 
 T = TypeVar("T")
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -194,14 +192,6 @@ def write_report(report: DriftReport, folder: Path) -> tuple[Path, Path]:
     except OSError as exc:
         raise ReportWriteError(f"cannot write the report to {folder}: {exc}") from exc
     return json_path, html_path
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``90s``, ``15m``, ``1h`` or ``2d``; ValueError otherwise."""
-    match = DURATION.match(text)
-    if match is None or float(match.group(1)) <= 0:
-        raise ValueError(f"not a positive duration: {text!r} (use 90s, 15m, 1h, 2d)")
-    return float(match.group(1)) * SECONDS[match.group(2)]
 
 
 def model_frame(frame: pd.DataFrame, schema: FeatureSchema, side: str) -> pd.DataFrame:

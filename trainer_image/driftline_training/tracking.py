@@ -17,7 +17,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from driftline.artifacts import ARTIFACT_DIR, MLFLOW_MODEL
-from driftline.registry import METRIC_PREFIX
+from driftline.registry_conventions import METRIC_PREFIX
 from driftline.schema import FeatureKind
 from driftline.tracking import TrackingTarget
 from driftline_training.training import TrainConfig, TrainedModel

@@ -1,0 +1,14 @@
+"""How Driftline uses the MLflow model registry: the alias names and the compared metrics (pure).
+
+Every image, the CLI and the operator spell these the same way; this module is their one
+definition.
+"""
+
+from __future__ import annotations
+
+# The alias whose version serves most traffic, and the one tried on a share of it.
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+VARIANTS = (CHAMPION, CHALLENGER)
+# Training logs its held-out test metrics as ``test_<metric>``; promotion compares those.
+METRIC_PREFIX = "test_"

@@ -1,0 +1,50 @@
+"""The drift Job's decision rule on its command line: one typed object, per-field overrides."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from driftline.job_contracts import DriftThresholds
+from driftline_cli.drift_cmd import decision_rule
+from driftline_cli.main import build_parser
+
+
+def parse(*args: str) -> argparse.Namespace:
+    return build_parser().parse_args(["drift-check", "--log-store", "x", *args])
+
+
+def test_the_rule_travels_as_one_object_and_an_option_overrides_its_field() -> None:
+    rule = DriftThresholds(psi=0.3, p_value=0.01, prediction_psi=0.25, min_samples=300)
+    assert decision_rule(parse("--thresholds", rule.model_dump_json(), "--lookback", "15m")) == (
+        rule,
+        900.0,
+    )
+    overridden, _ = decision_rule(parse("--thresholds", rule.model_dump_json(), "--p-value", "0.1"))
+    assert overridden == rule.model_copy(update={"p_value": 0.1})
+    # With nothing named, DriftThresholds' defaults and a one-hour window apply.
+    assert decision_rule(parse()) == (DriftThresholds(), 3600.0)
+    assert decision_rule(parse("--min-samples", "7", "--last", "10")) == (
+        DriftThresholds(min_samples=7),
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--thresholds", '{"p_value": 1}'), "--thresholds: p_value: Input should be less than 1"),
+        (("--thresholds", '{"psi": 0.2, "alpha": 1}'), "--thresholds: alpha: Extra inputs are"),
+        (("--thresholds", "{"), "--thresholds: Invalid JSON"),
+        (("--p-value", "2"), "--p-value: Input should be less than 1"),
+        (("--min-samples", "0"), "--min-samples: Input should be greater than or equal to 1"),
+        (("--lookback", "soon"), "--lookback: not a positive duration: 'soon'"),
+        (("--lookback", "0h"), "--lookback: not a positive duration: '0h'"),
+    ],
+)
+def test_a_refused_rule_is_one_line_naming_the_option(args: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        decision_rule(parse(*args))
+    assert str(refused.value).startswith(message), refused.value
+    assert "\n" not in str(refused.value)
