@@ -16,6 +16,7 @@ import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,7 +67,7 @@ class CloseWhenDraining:
         await self.app(scope, receive, send_closing)
 
 
-def serve(app: ASGIApp, config: dict[str, object], drain_seconds: float) -> None:
+def serve(app: ASGIApp, config: dict[str, Any], drain_seconds: float) -> None:
     """Run ``app`` under uvicorn (``config``: uvicorn.Config keywords) with draining; blocks."""
     server: DrainingServer | None = None
     wrapped = CloseWhenDraining(app, lambda: server is not None and server.draining)

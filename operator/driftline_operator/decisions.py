@@ -7,23 +7,11 @@ unit test; the handlers only gather the inputs and act on the answer.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
+from driftline.api.v1alpha1 import LastCheck, Promotion
 from driftline.promotion import Comparison, ComparisonRule, compare
-
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``6h``, ``2d`` (the CRD's pattern) as a timedelta."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (use 90s, 15m, 6h or 2d)")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
 @dataclass(frozen=True)
@@ -50,13 +38,13 @@ class Decision:
 
 
 def decide_auto_promotion(
-    promotion: dict[str, Any],
+    promotion: Promotion,
     champion_metric: float,
     challenger_metric: float,
     health: VariantHealth,
 ) -> tuple[Decision, Comparison]:
     """Promote when the challenger beats the champion offline and is healthy online."""
-    rule = ComparisonRule(promotion.get("metric", "roc_auc"), float(promotion.get("minDelta", 0)))
+    rule = ComparisonRule(promotion.metric, promotion.min_delta)
     comparison = compare(rule, champion_metric, challenger_metric)
     if not comparison.challenger_wins:
         return Decision(
@@ -65,20 +53,18 @@ def decide_auto_promotion(
             f" {champion_metric:.4f}, improvement {comparison.improvement:+.4f}"
             f" < {rule.min_delta}",
         ), comparison
-    min_requests = int(promotion.get("minRequests", 0))
+    min_requests = promotion.min_requests
     if health.requests < min_requests:
         return Decision(
             False, f"challenger served {health.requests} requests, needs {min_requests}"
         ), comparison
-    max_error_rate = float(promotion.get("maxErrorRate", 1.0))
+    max_error_rate = promotion.max_error_rate
     if health.error_rate > max_error_rate:
         return Decision(
             False, f"challenger error rate {health.error_rate:.4f} > {max_error_rate}"
         ), comparison
-    max_latency = promotion.get("maxLatencyMs")
-    if max_latency is not None and (
-        health.latency_p95_ms is None or health.latency_p95_ms > float(max_latency)
-    ):
+    max_latency = promotion.max_latency_ms
+    if health.latency_p95_ms is None or health.latency_p95_ms > max_latency:
         return Decision(
             False, f"challenger p95 latency {health.latency_p95_ms} ms > {max_latency} ms"
         ), comparison
@@ -91,7 +77,7 @@ def decide_auto_promotion(
 
 
 def decide_retrain(
-    summary: dict[str, Any],
+    check: LastCheck,
     *,
     enabled: bool,
     cooldown: timedelta,
@@ -100,8 +86,8 @@ def decide_retrain(
     now: datetime,
 ) -> Decision:
     """Retrain on a drift breach, unless disabled, inside the cooldown or already training."""
-    if not summary.get("drifted"):
-        return Decision(False, f"no drift ({summary.get('status', 'unknown')})")
+    if not check.drifted:
+        return Decision(False, f"no drift ({check.status or 'unknown'})")
     if not enabled:
         return Decision(False, "drift found; retraining is disabled")
     if training_running:
@@ -111,7 +97,7 @@ def decide_retrain(
         return Decision(
             False, f"drift found; inside cooldown ({int(remaining.total_seconds())}s left)"
         )
-    return Decision(True, f"drift found: {summary.get('reason', '')}"[:300])
+    return Decision(True, f"drift found: {check.reason or ''}"[:300])
 
 
 def percentile(values: list[float], fraction: float) -> float | None:

@@ -8,11 +8,22 @@ writing status cannot produce a second one.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from driftline_operator import names
+from driftline.api.v1alpha1 import (
+    DriftPolicySpec,
+    LastCheck,
+    LastRetrain,
+    ModelDeploymentSpec,
+)
+from driftline.job_contracts import (
+    ContractError,
+    DriftCheckSummary,
+    TrainingResult,
+    parse_message,
+)
+from driftline_operator import names, specs
 from driftline_operator.builders.drift import (
     build_drift_cronjob,
     build_training_job,
@@ -26,133 +37,151 @@ from driftline_operator.conditions import (
     rfc3339,
     set_conditions,
 )
-from driftline_operator.decisions import decide_retrain, parse_duration
+from driftline_operator.decisions import decide_retrain
 from driftline_operator.kube import Kube
 from driftline_operator.outcome import Event, Outcome
+from driftline_operator.settings import OperatorSettings
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+# Status strings are cut to this length: a runaway reason must not bloat the object.
+MAX_REASON = 300
+TOP_FEATURES = 10
+# How a check whose summary does not parse is told apart in its reason.
+UNREADABLE = "unreadable summary"
 
 
 class ModelDeploymentMissingError(Exception):
     """The policy names a ModelDeployment that does not exist (yet)."""
 
 
-def reconcile_policy(kube: Kube, body: dict[str, Any], now: datetime) -> Outcome:
-    """Converge the CronJob, then account for finished drift checks and training Jobs."""
-    meta, spec = body["metadata"], body["spec"]
-    namespace, policy = meta["namespace"], meta["name"]
-    ref = spec["modelDeploymentRef"]["name"]
-    md = kube.get("ModelDeployment", namespace, ref)
-    if md is None:
+def reconcile_policy(
+    kube: Kube, body: dict[str, Any], settings: OperatorSettings, now: datetime
+) -> Outcome:
+    """Converge the CronJob, then account for finished drift checks and training Jobs.
+
+    Raises ``specs.InvalidSpecError`` for a spec the API types refuse and
+    ModelDeploymentMissingError while the watched ModelDeployment does not exist.
+    """
+    dp = specs.drift_policy(body)
+    namespace, policy = dp.owner.namespace, dp.owner.name
+    ref = dp.spec.model_deployment_ref.name
+    found = kube.get("ModelDeployment", namespace, ref)
+    if found is None:
         raise ModelDeploymentMissingError(f"ModelDeployment {ref!r} not found in {namespace}")
-    kube.apply(build_drift_cronjob(body, md["spec"]))
+    md_spec = specs.model_deployment(found).spec
+    kube.apply(build_drift_cronjob(dp, md_spec, settings))
     status = body.get("status") or {}
     events: list[Event] = []
-    updates = [Condition(READY, True, "Scheduled", f"drift check on {spec['schedule']!r}")]
-    last_check = status.get("lastCheck") or {}
-    last_retrain = dict(status.get("lastRetrain") or {})
+    updates = [Condition(READY, True, "Scheduled", f"drift check on {dp.spec.schedule!r}")]
+    last_check = LastCheck.model_validate(status.get("lastCheck") or {})
+    last_retrain = LastRetrain.model_validate(status.get("lastRetrain") or {})
     finished = _newest_finished(
         kube.select("Job", namespace, drift_labels(policy, names.COMPONENT_DRIFT))
     )
     scores: dict[str, float] = {}
-    if finished is not None and finished["metadata"]["name"] != last_check.get("job"):
-        last_check, scores = _check_summary(kube, finished)
-        if last_check["state"] == "Failed":
-            events.append(("Warning", "DriftCheckFailed", last_check["reason"]))
+    if finished is not None and finished["metadata"]["name"] != last_check.job:
+        last_check, scores = _check_summary(kube, finished, now)
+        if last_check.state == "Failed":
+            events.append(("Warning", "DriftCheckFailed", last_check.reason or ""))
         else:
-            events.append(
-                ("Normal", "DriftChecked", f"{last_check['status']}: {last_check['reason']}")
+            events.append(("Normal", "DriftChecked", f"{last_check.status}: {last_check.reason}"))
+            last_retrain = _maybe_retrain(
+                kube, dp, md_spec, last_check, last_retrain, settings, now, events
             )
-            last_retrain = _maybe_retrain(kube, body, md, last_check, last_retrain, now, events)
     last_retrain = _training_state(kube, namespace, last_retrain, events)
-    failed = last_check.get("state") == "Failed" or last_retrain.get("state") == "Failed"
-    updates.append(
-        Condition(
-            DEGRADED,
-            failed,
-            "CheckOrTrainingFailed" if failed else "AsExpected",
-            "the last drift check or training failed" if failed else "checks run as scheduled",
-        )
-    )
+    updates.append(_degraded(last_check, last_retrain))
     return Outcome(
         {
-            "observedGeneration": meta.get("generation", 0),
-            "lastCheck": last_check or None,
-            "lastRetrain": last_retrain or None,
-            "conditions": set_conditions(
-                status.get("conditions"), updates, meta.get("generation", 0), now
-            ),
+            "observedGeneration": dp.generation,
+            "lastCheck": _status_block(last_check),
+            "lastRetrain": _status_block(last_retrain),
+            "conditions": set_conditions(status.get("conditions"), updates, dp.generation, now),
         },
         events,
         scores,
     )
 
 
+def _degraded(check: LastCheck, retrain: LastRetrain) -> Condition:
+    """Degraded when the last check or training failed, with the reason of the first failure."""
+    if check.state == "Failed":
+        unreadable = (check.reason or "").find(UNREADABLE) >= 0
+        reason = "DriftSummaryUnreadable" if unreadable else "DriftCheckFailed"
+        return Condition(DEGRADED, True, reason, check.reason or "")
+    if retrain.state == "Failed":
+        return Condition(DEGRADED, True, "TrainingFailed", f"training Job {retrain.job} failed")
+    return Condition(DEGRADED, False, "AsExpected", "checks run as scheduled")
+
+
+def _status_block(block: LastCheck | LastRetrain) -> dict[str, Any] | None:
+    """A status block for the merge patch: unset fields as None, so stale values are deleted."""
+    dumped = block.model_dump(by_alias=True)
+    return dumped if any(value is not None for value in dumped.values()) else None
+
+
 def _maybe_retrain(
     kube: Kube,
-    body: dict[str, Any],
-    md: dict[str, Any],
-    check: dict[str, Any],
-    last_retrain: dict[str, Any],
+    dp: specs.CustomObject[DriftPolicySpec],
+    md_spec: ModelDeploymentSpec,
+    check: LastCheck,
+    last_retrain: LastRetrain,
+    settings: OperatorSettings,
     now: datetime,
     events: list[Event],
-) -> dict[str, Any]:
-    retrain = body["spec"].get("retrain", {})
-    namespace, policy = body["metadata"]["namespace"], body["metadata"]["name"]
+) -> LastRetrain:
+    retrain = dp.spec.retrain
+    namespace, policy = dp.owner.namespace, dp.owner.name
     running = any(
         not _finished_state(job)
         for job in kube.select("Job", namespace, drift_labels(policy, names.COMPONENT_TRAIN))
     )
-    started = last_retrain.get("startedAt")
+    started = last_retrain.started_at
     decision = decide_retrain(
         check,
-        enabled=bool(retrain.get("enabled", True)),
-        cooldown=parse_duration(retrain.get("cooldown", "6h")),
+        enabled=retrain.enabled,
+        cooldown=timedelta(seconds=retrain.cooldown_seconds()),
         last_retrain_at=parse_rfc3339(started) if started else None,
         training_running=running,
         now=now,
     )
     if not decision.act:
-        if check.get("drifted"):
+        if check.drifted:
             events.append(("Normal", "RetrainSkipped", decision.reason))
-            return {**last_retrain, "skippedReason": decision.reason}
+            return last_retrain.model_copy(update={"skipped_reason": decision.reason})
         return last_retrain
-    job = build_training_job(body, md["spec"], check["job"])
+    trigger = check.job or ""
+    job = build_training_job(dp, md_spec, trigger, settings)
     kube.create(job)
     name = job["metadata"]["name"]
     events.append(("Normal", "RetrainStarted", f"training Job {name}: {decision.reason}"))
-    return {"job": name, "startedAt": rfc3339(now), "state": "Running", "trigger": check["job"]}
+    return LastRetrain(job=name, started_at=rfc3339(now), state="Running", trigger=trigger)
 
 
 def _training_state(
-    kube: Kube, namespace: str, last_retrain: dict[str, Any], events: list[Event]
-) -> dict[str, Any]:
-    if last_retrain.get("state") != "Running":
+    kube: Kube, namespace: str, last_retrain: LastRetrain, events: list[Event]
+) -> LastRetrain:
+    if last_retrain.state != "Running" or last_retrain.job is None:
         return last_retrain
-    job = kube.get("Job", namespace, last_retrain["job"])
+    job = kube.get("Job", namespace, last_retrain.job)
     state = "Failed" if job is None else _finished_state(job)
     if state is None:
         return last_retrain
     kind = "Normal" if state == "Succeeded" else "Warning"
-    done = {**last_retrain, "state": state}
-    message = f"training Job {last_retrain['job']} {state.lower()}"
+    done = last_retrain.model_copy(update={"state": state})
+    message = f"training Job {last_retrain.job} {state.lower()}"
     if state == "Succeeded":
-        # `driftline train --termination-log` leaves the version it registered.
-        version = _registered_version(_termination_message(kube, namespace, last_retrain["job"]))
+        # `driftline train --termination-log` leaves a TrainingResult.
+        text = _termination_message(kube, namespace, last_retrain.job)
+        try:
+            version = parse_message(TrainingResult, text or "").version
+        except ContractError as exc:
+            events.append(("Warning", "TrainingResultUnreadable", str(exc)[:MAX_REASON]))
+            version = None
         if version is not None:
-            done["registeredVersion"] = version
+            done = done.model_copy(update={"registered_version": version})
             message += f": registered version {version} as challenger"
     events.append((kind, f"Training{state}", message))
     return done
-
-
-def _registered_version(message: str | None) -> str | None:
-    try:
-        summary = json.loads(message) if message else None
-    except ValueError:
-        return None
-    version = summary.get("version") if isinstance(summary, dict) else None
-    return str(version) if version is not None else None
 
 
 def _newest_finished(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -167,45 +196,41 @@ def _finished_state(job: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_summary(kube: Kube, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+def _check_summary(
+    kube: Kube, job: dict[str, Any], now: datetime
+) -> tuple[LastCheck, dict[str, float]]:
     """``status.lastCheck`` and the per-feature PSI, from a finished drift Job.
 
-    Both come from the summary in the Job's Pod's termination message.
+    Both come from the ``DriftCheckSummary`` in the Job's Pod's termination message; a message
+    that does not parse makes the check Failed with the parse error as its reason.
     """
     name = job["metadata"]["name"]
     state = _finished_state(job)
-    finished_at = (job.get("status") or {}).get("completionTime") or rfc3339(
-        datetime.now().astimezone()
-    )
-    base: dict[str, Any] = {"job": name, "time": finished_at, "state": state}
+    finished_at = (job.get("status") or {}).get("completionTime") or rfc3339(now)
     message = _termination_message(kube, job["metadata"]["namespace"], name)
-    try:
-        summary = json.loads(message) if message else None
-    except ValueError:
-        summary = None
-    if state != "Succeeded" or not isinstance(summary, dict):
-        detail = (message or "no termination message")[:300]
-        failed = {
-            **base,
-            "state": "Failed",
-            "drifted": None,
-            "reason": f"drift check {name} failed: {detail}",
-        }
-        return failed, {}
-    scores = {
-        str(f["name"]): float(f["psi"])
-        for f in summary.get("features", [])
-        if isinstance(f, dict) and isinstance(f.get("psi"), int | float)
-    }
-    return {
-        **base,
-        "status": summary.get("status"),
-        "drifted": bool(summary.get("drifted")),
-        "reason": str(summary.get("reason", ""))[:300],
-        "samples": int((summary.get("samples") or {}).get("current", 0)),
-        "maxPsi": summary.get("max_psi"),
-        "features": [f["name"] for f in summary.get("features", []) if f.get("drifted")][:10],
-    }, scores
+    detail = (message or "no termination message")[:MAX_REASON]
+    summary: DriftCheckSummary | None = None
+    if state == "Succeeded":
+        try:
+            summary = parse_message(DriftCheckSummary, message or "")
+        except ContractError as exc:
+            detail = f"{UNREADABLE}: {exc}"
+    if summary is None:
+        reason = f"drift check {name} failed: {detail}"[:MAX_REASON]
+        return LastCheck(job=name, time=finished_at, state="Failed", reason=reason), {}
+    scores = {f.name: f.psi for f in summary.features if f.psi is not None}
+    drifted = [f.name for f in summary.features if f.drifted]
+    return LastCheck(
+        job=name,
+        time=finished_at,
+        state="Succeeded",
+        status=summary.status,
+        drifted=bool(summary.drifted),
+        reason=summary.reason[:MAX_REASON],
+        samples=summary.samples.get("current", 0),
+        max_psi=summary.max_psi,
+        features=drifted[:TOP_FEATURES],
+    ), scores
 
 
 def _termination_message(kube: Kube, namespace: str, job: str) -> str | None:

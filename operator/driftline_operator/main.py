@@ -3,8 +3,9 @@
 Handlers are thin: they read the body, call ``model_deployment.reconcile`` or
 ``drift_policy.reconcile_policy``, write the returned status and post its Events. Errors map
 here, once: MLflow or the API server unavailable -> a ``Degraded`` condition and
-``kopf.TemporaryError`` (retry with back-off, children left running); anything else is a bug
-and kopf's own back-off applies.
+``kopf.TemporaryError`` (retry with back-off, children left running); a stored spec the API
+types refuse -> ``Degraded`` (InvalidSpec) and ``kopf.PermanentError`` until the spec changes;
+anything else is a bug and kopf's own back-off applies.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import kopf
 import kubernetes
 from prometheus_client import start_http_server
 
-from driftline_operator import drift_policy, model_deployment, names
+from driftline_operator import drift_policy, model_deployment, names, specs
 from driftline_operator.conditions import degraded_status
 from driftline_operator.context import Context
 from driftline_operator.health import InferenceLogHealth
@@ -107,7 +108,11 @@ def build_registry(
     @kopf.timer(*DP, interval=settings.drift_poll_seconds, registry=registry)
     def drift_policy_reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         """Own the CronJob; account for finished checks and training Jobs."""
-        _run(memo, body, lambda fresh: drift_policy.reconcile_policy(kube, fresh, now()))
+        _run(
+            memo,
+            body,
+            lambda fresh: drift_policy.reconcile_policy(kube, fresh, settings, now()),
+        )
 
     def _run(memo: kopf.Memo, body: kopf.Body, step: Callable[[dict[str, Any]], Outcome]) -> None:
         # Handlers and the timer of one object run in worker threads: one at a time per object,
@@ -123,11 +128,11 @@ def build_registry(
                 outcome = step(fresh)
             except tuple(TEMPORARY) as exc:
                 reason = next(r for t, r in TEMPORARY.items() if isinstance(exc, t))
-                metrics.reconcile_errors.labels(kind, reason).inc()
-                failed = degraded_status(fresh, reason, str(exc), now())
-                kube.patch_status(kind, namespace, name or "", failed)
-                _post(body, [("Warning", reason, str(exc))])
+                _degrade(body, fresh, reason, exc)
                 raise kopf.TemporaryError(str(exc), delay=settings.retry_delay_seconds) from exc
+            except specs.InvalidSpecError as exc:
+                _degrade(body, fresh, "InvalidSpec", exc)
+                raise kopf.PermanentError(str(exc)) from exc
             except Exception:
                 metrics.reconcile_errors.labels(kind, "Unexpected").inc()
                 raise
@@ -139,6 +144,13 @@ def build_registry(
             if last_check.get("drifted") is not None:
                 metrics.drift_detected.labels(namespace, name).set(int(last_check["drifted"]))
             metrics.record_drift(namespace, name or "", outcome.drift_scores)
+
+    def _degrade(body: kopf.Body, fresh: dict[str, Any], reason: str, exc: Exception) -> None:
+        kind, meta = fresh["kind"], fresh["metadata"]
+        metrics.reconcile_errors.labels(kind, reason).inc()
+        failed = degraded_status(fresh, reason, str(exc), now())
+        kube.patch_status(kind, meta["namespace"], meta["name"], failed)
+        _post(body, [("Warning", reason, str(exc))])
 
     return registry
 

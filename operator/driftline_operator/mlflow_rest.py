@@ -14,8 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-# Test metrics are logged to the training run with this prefix (see driftline.registry).
-METRIC_PREFIX = "test_"
+from driftline.registry_conventions import CHALLENGER, CHAMPION, METRIC_PREFIX
 
 
 class MlflowUnavailableError(Exception):
@@ -45,7 +44,7 @@ class MlflowRest:
         """Resolve both aliases with one call (``registered-models/get``)."""
         body = self._get(tracking_uri, "registered-models/get", {"name": model})
         found = {a["alias"]: str(a["version"]) for a in body["registered_model"].get("aliases", [])}
-        return Aliases(found.get("champion"), found.get("challenger"))
+        return Aliases(found.get(CHAMPION), found.get(CHALLENGER))
 
     def metric(self, tracking_uri: str, model: str, version: str, metric: str) -> float:
         """A version's offline test metric, from the run that produced it."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from driftline_operator import names
+from driftline_operator import names, specs
 from driftline_operator.builders.children import desired_children
+from driftline_operator.builders.serving import ModelDeploymentObject
 from driftline_operator.conditions import (
     DEGRADED,
     PROGRESSING,
@@ -30,29 +31,35 @@ class NoChampionError(Exception):
 
 
 def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
-    """Resolve, promote, converge (or only refresh readiness when nothing moved)."""
-    spec, status = body["spec"], body.get("status") or {}
-    model = spec["model"]
-    aliases = ctx.mlflow.aliases(model["trackingUri"], model["name"])
+    """Resolve, promote, converge (or only refresh readiness when nothing moved).
+
+    Raises ``specs.InvalidSpecError`` for a spec the API types refuse, NoChampionError while
+    the model has no champion, and the MLflow and API errors of ``mlflow_rest`` and ``kube``.
+    """
+    md = specs.model_deployment(body)
+    status = body.get("status") or {}
+    model = md.spec.model
+    aliases = ctx.mlflow.aliases(model.tracking_uri, model.name)
     events: list[Event] = []
     promotion_status = dict(status.get("promotion") or {})
-    aliases = PromotionFlow(ctx, promotion_status, events).run(body, aliases)
+    annotations = body["metadata"].get("annotations") or {}
+    aliases = PromotionFlow(ctx, promotion_status, events).run(md.spec, annotations, aliases)
     if aliases.champion is None:
-        raise NoChampionError(f"model {model['name']!r} has no champion alias")
+        raise NoChampionError(f"model {model.name!r} has no champion alias")
     before = (
         (status.get("champion") or {}).get("version"),
         (status.get("challenger") or {}).get("version"),
     )
     moved = before != (aliases.champion, aliases.challenger)
-    generation = body["metadata"].get("generation", 0)
+    generation = md.generation
     if converge or moved or status.get("observedGeneration") != generation:
-        deployments = _converge(ctx.kube, body, aliases)
+        deployments = _converge(ctx, md, aliases)
     else:
-        deployments = _read_deployments(ctx.kube, body, aliases)
+        deployments = _read_deployments(ctx.kube, md, aliases)
     events += _alias_events(before, aliases)
     ready = {variant: _available(d) for variant, d in deployments.items()}
     all_ready = all(ready.values())
-    percent = int(spec.get("traffic", {}).get("challengerPercent", 0))
+    percent = md.spec.traffic.challenger_percent
     conditions = set_conditions(
         status.get("conditions"),
         [
@@ -88,25 +95,26 @@ def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
     )
 
 
-def _converge(kube: Kube, body: dict[str, Any], aliases: Aliases) -> dict[str, dict[str, Any]]:
+def _converge(
+    ctx: Context, md: ModelDeploymentObject, aliases: Aliases
+) -> dict[str, dict[str, Any]]:
     """Apply every desired child, delete the ones that must not exist; returns Deployments."""
-    desired = desired_children(body, aliases.champion or "", aliases.challenger)
+    desired = desired_children(md, aliases.champion or "", aliases.challenger, ctx.settings)
     applied: dict[str, dict[str, Any]] = {}
     for obj in desired.objects:
         name = obj["metadata"]["name"]
-        result = kube.apply(obj, drop_replicas=name in desired.hpa_owned)
+        result = ctx.kube.apply(obj, drop_replicas=name in desired.hpa_owned)
         if obj["kind"] == "Deployment":
             applied[result["metadata"]["name"]] = result
-    namespace = body["metadata"]["namespace"]
     for kind, name in desired.absent:
-        kube.delete(kind, namespace, name)
-    return _by_variant(body["metadata"]["name"], applied)
+        ctx.kube.delete(kind, md.owner.namespace, name)
+    return _by_variant(md.owner.name, applied)
 
 
 def _read_deployments(
-    kube: Kube, body: dict[str, Any], aliases: Aliases
+    kube: Kube, md: ModelDeploymentObject, aliases: Aliases
 ) -> dict[str, dict[str, Any]]:
-    md_name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    md_name, namespace = md.owner.name, md.owner.namespace
     wanted = [names.variant_name(md_name, names.CHAMPION), names.router_name(md_name)]
     if aliases.challenger is not None:
         wanted.append(names.variant_name(md_name, names.CHALLENGER))

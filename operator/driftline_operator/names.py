@@ -6,13 +6,20 @@ collides with another controller's keys.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-GROUP = "driftline.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-MODEL_DEPLOYMENTS = "modeldeployments"
-DRIFT_POLICIES = "driftpolicies"
+# Re-exported: the operator's modules name everything the cluster sees through this module.
+from driftline.api.v1alpha1 import API_VERSION as API_VERSION
+from driftline.api.v1alpha1 import DRIFT_POLICY, MODEL_DEPLOYMENT
+from driftline.api.v1alpha1 import GROUP as GROUP
+from driftline.api.v1alpha1 import VERSION as VERSION
+from driftline.registry_conventions import CHALLENGER as CHALLENGER
+from driftline.registry_conventions import CHAMPION as CHAMPION
+from driftline.registry_conventions import VARIANTS as VARIANTS
+
+MODEL_DEPLOYMENTS = MODEL_DEPLOYMENT.plural
+DRIFT_POLICIES = DRIFT_POLICY.plural
 
 FIELD_MANAGER = "driftline-operator"
 FINALIZER = f"{GROUP}/finalizer"
@@ -26,10 +33,6 @@ LABEL_DRIFT_POLICY = f"{GROUP}/drift-policy"
 LABEL_VARIANT = f"{GROUP}/variant"
 LABEL_TRIGGER = f"{GROUP}/trigger"
 ANNOTATION_VERSION = f"{GROUP}/model-version"
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-VARIANTS = (CHAMPION, CHALLENGER)
 
 COMPONENT_SERVING = "serving"
 COMPONENT_ROUTER = "router"
@@ -72,28 +75,42 @@ def managed_labels(component: str, **extra: str) -> dict[str, str]:
     }
 
 
-def owner_reference(owner: dict[str, object]) -> dict[str, object]:
-    """The controller owner reference to a custom resource body (garbage collection)."""
-    metadata = owner["metadata"]
-    assert isinstance(metadata, dict)
-    return {
-        "apiVersion": owner.get("apiVersion", API_VERSION),
-        "kind": owner["kind"],
-        "name": metadata["name"],
-        "uid": metadata["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+@dataclass(frozen=True)
+class Owner:
+    """The custom resource that owns a child: what its metadata and owner reference need."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Owner:
+        """The owner identity of a ModelDeployment or DriftPolicy body (KeyError if partial)."""
+        meta = body["metadata"]
+        return cls(
+            body.get("apiVersion", API_VERSION), body["kind"], meta["name"], meta["namespace"],
+            meta["uid"],
+        )  # fmt: skip
+
+    def reference(self) -> dict[str, Any]:
+        """The controller owner reference to this resource (garbage collection)."""
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
 
 
-def child_metadata(
-    owner: dict[str, Any], name: str, labels: dict[str, str], **extra: Any
-) -> dict[str, Any]:
+def child_metadata(owner: Owner, name: str, labels: dict[str, str]) -> dict[str, Any]:
     """Metadata of a child of a ModelDeployment or DriftPolicy: namespace, labels, owner."""
     return {
         "name": name,
-        "namespace": owner["metadata"]["namespace"],
+        "namespace": owner.namespace,
         "labels": labels,
-        "ownerReferences": [owner_reference(owner)],
-        **extra,
+        "ownerReferences": [owner.reference()],
     }

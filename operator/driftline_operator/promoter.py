@@ -12,13 +12,10 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any
 
+from driftline import exit_codes
+from driftline.api.v1alpha1 import Promotion
 from driftline_operator.mlflow_rest import MlflowUnavailableError
-
-# driftline_cli's exit codes: 6 a registry refusal (rejected, conflict), 7 MLflow unreachable.
-EXIT_REGISTRY = 6
-EXIT_MLFLOW = 7
 
 
 class PromotionRefusedError(Exception):
@@ -37,7 +34,7 @@ def promote(
     tracking_uri: str,
     model: str,
     version: str,
-    promotion: dict[str, Any],
+    promotion: Promotion,
     *,
     force: bool,
     timeout: float,
@@ -52,9 +49,9 @@ def promote(
         "--version",
         version,
         "--metric",
-        str(promotion.get("metric", "roc_auc")),
+        promotion.metric,
         "--min-delta",
-        str(promotion.get("minDelta", 0.005)),
+        str(promotion.min_delta),
         "--tracking-uri",
         tracking_uri,
         "--json",
@@ -66,7 +63,7 @@ def promote(
     except subprocess.TimeoutExpired as exc:
         raise MlflowUnavailableError(f"driftline promote took over {timeout:g}s") from exc
     message = (done.stderr.strip().splitlines() or ["no output"])[-1]
-    if done.returncode == EXIT_MLFLOW:
+    if done.returncode == exit_codes.MLFLOW_UNAVAILABLE:
         raise MlflowUnavailableError(message)
     if done.returncode != 0:
         raise PromotionRefusedError(message)

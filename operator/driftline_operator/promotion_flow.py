@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from driftline.api.v1alpha1 import ModelDeploymentSpec
 from driftline_operator import names, promoter
 from driftline_operator.conditions import rfc3339
 from driftline_operator.context import Context
@@ -25,28 +26,28 @@ class PromotionFlow:
         self._status = status
         self._events = events
 
-    def run(self, body: dict[str, Any], aliases: Aliases) -> Aliases:
+    def run(
+        self, spec: ModelDeploymentSpec, annotations: dict[str, str], aliases: Aliases
+    ) -> Aliases:
         """Promote when asked by annotation or when auto criteria hold; returns the aliases."""
-        spec = body["spec"]
-        promotion = spec.get("promotion", {})
-        request = (body["metadata"].get("annotations") or {}).get(names.PROMOTE_ANNOTATION)
+        promotion = spec.promotion
+        request = annotations.get(names.PROMOTE_ANNOTATION)
         manual = request is not None and request.lower() not in ("", "false")
         if manual and request != self._status.get("handledRequest"):
             # The handled value lives in status: metadata stays as Git has it.
             self._status["handledRequest"] = request
             # A person asked: the offline rule is not re-checked (as `driftline promote --force`).
             return self._move(spec, aliases, force=True, why="requested by annotation")
-        auto = promotion.get("mode") == "auto"
+        auto = promotion.mode == "auto"
         if not auto or aliases.challenger is None or aliases.challenger == aliases.champion:
             return aliases
-        model = spec["model"]
-        metric = promotion.get("metric", "roc_auc")
-        uri, name = model["trackingUri"], model["name"]
+        metric = promotion.metric
+        uri, name = spec.model.tracking_uri, spec.model.name
         champion_metric = self._ctx.mlflow.metric(uri, name, aliases.champion or "", metric)
         challenger_metric = self._ctx.mlflow.metric(uri, name, aliases.challenger, metric)
         health = VariantHealth(0, 0, None)
         if self._ctx.health is not None:
-            window = 60.0 * float(promotion.get("windowMinutes", 60))
+            window = 60.0 * promotion.window_minutes
             health = self._ctx.health.health(name, aliases.challenger, window)
         decision, _ = decide_auto_promotion(promotion, champion_metric, challenger_metric, health)
         if not decision.act:
@@ -54,17 +55,18 @@ class PromotionFlow:
             return aliases
         return self._move(spec, aliases, force=False, why=decision.reason)
 
-    def _move(self, spec: dict[str, Any], aliases: Aliases, *, force: bool, why: str) -> Aliases:
+    def _move(
+        self, spec: ModelDeploymentSpec, aliases: Aliases, *, force: bool, why: str
+    ) -> Aliases:
         if aliases.challenger is None:
             self._record("Rejected", "no challenger to promote", aliases)
             return aliases
-        model = spec["model"]
         try:
             moved = promoter.promote(
-                model["trackingUri"],
-                model["name"],
+                spec.model.tracking_uri,
+                spec.model.name,
                 aliases.challenger,
-                spec.get("promotion", {}),
+                spec.promotion,
                 force=force,
                 timeout=self._ctx.settings.promote_timeout_seconds,
             )

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from driftline import __version__
+from driftline.api.k8s_types import IMAGE
+
 
 class OperatorSettings(BaseSettings):
     """How often the operator looks at MLflow and its Jobs, and how it reaches them."""
@@ -19,6 +22,16 @@ class OperatorSettings(BaseSettings):
     )
     retry_delay_seconds: float = Field(
         15.0, gt=0, description="Back-off after a temporary error (MLflow or the API down)."
+    )
+    inference_image: str = Field(
+        f"driftline/inference:{__version__}",
+        pattern=IMAGE,
+        description="Image of serving and router pods whose ModelDeployment names none.",
+    )
+    trainer_image: str = Field(
+        f"driftline/trainer:{__version__}",
+        pattern=IMAGE,
+        description="Image of drift-check and training Jobs whose DriftPolicy names none.",
     )
     mlflow_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one MLflow call.")
     promote_timeout_seconds: float = Field(

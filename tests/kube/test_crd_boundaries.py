@@ -6,11 +6,9 @@ Job CLIs parsing the arguments the builders put into the Jobs. A value just past
 must be refused at admission (422) with the field named.
 
 The schema walk makes the table complete: a new constraint in crds/ without boundary values
-here fails ``test_every_constrained_field_has_boundaries``.
-
-Durations are read by two parsers (drift-check's ``parse_duration`` for ``window.lookback``,
-the operator's ``decisions.parse_duration`` for ``retrain.cooldown``) with different rules;
-each field's pattern is checked against the parser that reads it.
+here fails ``test_every_constrained_field_has_boundaries``. The CRDs are generated from the API
+types (driftline.api), so the first consumer of an admitted object is the spec model itself,
+and the defaults the API server fills in must be the models' (``test_server_defaults_...``).
 """
 
 from __future__ import annotations
@@ -27,18 +25,20 @@ import yaml
 from kubernetes.client.rest import ApiException
 from mlflow.utils.validation import _validate_model_name
 
+from driftline.api.v1alpha1 import (
+    DriftPolicySpec,
+    LastCheck,
+    ModelDeploymentSpec,
+)
+from driftline.durations import parse_duration
 from driftline_cli import drift_cmd, train_cmd
 from driftline_cli.main import build_parser
 from driftline_cli.settings import CliSettings
-from driftline_operator import names
+from driftline_operator import names, specs
 from driftline_operator.builders.children import desired_children
 from driftline_operator.builders.drift import build_drift_cronjob, build_training_job
-from driftline_operator.decisions import (
-    VariantHealth,
-    decide_auto_promotion,
-    decide_retrain,
-    parse_duration,
-)
+from driftline_operator.decisions import VariantHealth, decide_auto_promotion, decide_retrain
+from driftline_operator.settings import OperatorSettings
 from driftline_serving.settings import ServingSettings
 from tests.kube.cluster import REPO_ROOT
 from tests.kube.operator_fixtures import CRD_DIR
@@ -55,6 +55,7 @@ CONSTRAINTS = frozenset(
         "enum",
         "minLength",
         "maxLength",
+        "maxItems",
         "x-kubernetes-validations",
     }
 )
@@ -90,6 +91,8 @@ DP_BASE: dict[str, Any] = {
     },
 }
 BASES = {"ModelDeployment": MD_BASE, "DriftPolicy": DP_BASE}
+SPECS = {"ModelDeployment": ModelDeploymentSpec, "DriftPolicy": DriftPolicySpec}
+SETTINGS = OperatorSettings()
 PLURALS = {"ModelDeployment": names.MODEL_DEPLOYMENTS, "DriftPolicy": names.DRIFT_POLICIES}
 
 
@@ -101,6 +104,8 @@ class Boundary:
     path: str
     accepted: tuple[Any, ...]
     rejected: tuple[Any, ...]
+    # Constrained paths inside list items that this boundary's whole-list values exercise.
+    covers: tuple[str, ...] = ()
 
 
 def _resources(kind: str, prefix: str) -> tuple[Boundary, ...]:
@@ -147,6 +152,51 @@ def _names(kind: str, path: str, longest: int, *, letter_first: bool) -> Boundar
 _SECRET_NAME = (("a", "a.b-c", "a" * 253), ("", "A", "a_b", "a" * 254, "-a"))
 _SECRET_KEY = (("u", ".env", "a.B_-1", "k" * 253), ("", ".", "..", "..a", "a b", "a/b", "k" * 254))
 _IMAGE = (("x", "registry:5000/a/b:1@sha256:abc"), ("", " x", "x ", "x y"))
+_ENV_ITEMS = tuple(
+    f"spec.serving.env[].{field}".rstrip(".")
+    for field in (
+        "",
+        "name",
+        "value",
+        "valueFrom",
+        "valueFrom.secretKeyRef.name",
+        "valueFrom.secretKeyRef.key",
+        "valueFrom.configMapKeyRef.name",
+        "valueFrom.configMapKeyRef.key",
+    )
+)
+_ENV = Boundary(
+    "ModelDeployment",
+    "spec.serving.env",
+    (
+        [],
+        [{"name": "DRIFTLINE_ONNX_THREADS", "value": "2"}],
+        [{"name": "A_b.c-1", "value": "x" * 4096}, {"name": "B", "value": ""}],
+        [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "a.b", "key": ".env"}}}],
+        [{"name": "C",
+          "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k", "optional": True}}}],
+        [{"name": f"V{i}", "value": str(i)} for i in range(64)],
+    ),
+    (
+        [{"name": "HOME", "value": "/"}],
+        [{"name": "MLFLOW_TRACKING_PASSWORD", "value": "p"}],
+        [{"name": "A"}],
+        [{"name": "A", "value": "1", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+        [{"name": "A", "valueFrom": {}}],
+        [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"},
+                                     "configMapKeyRef": {"name": "c", "key": "k"}}}],
+        [{"name": "1A", "value": "1"}],
+        [{"name": "", "value": "1"}],
+        [{"name": "A" * 129, "value": "1"}],
+        [{"name": "A", "value": "x" * 4097}],
+        [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "S", "key": "k"}}}],
+        [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "a/b"}}}],
+        [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "-c", "key": "k"}}}],
+        [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "c", "key": ""}}}],
+        [{"name": f"V{i}", "value": str(i)} for i in range(65)],
+    ),
+    _ENV_ITEMS,
+)  # fmt: skip
 _LOOKBACK_OK = ("1s", "90s", "15m", "1h", "2d", "999999999d")
 _DURATION_BAD = ("-1h", "1.5h", "00h", "1 h", "1w", "h", "1000000000s", "")
 
@@ -171,6 +221,7 @@ BOUNDARIES: tuple[Boundary, ...] = (
     Boundary("ModelDeployment", "spec.serving.runtime", ("onnx", "native"), ("ONNX", "")),
     Boundary("ModelDeployment", "spec.serving.replicas", (0, 100), (-1, 101)),
     *_resources("ModelDeployment", "spec.serving.resources"),
+    _ENV,
     Boundary(
         "ModelDeployment",
         "spec.serving.autoscaling",
@@ -321,14 +372,15 @@ def consume_model_deployment(
     api: kubernetes.client.ApiClient, md: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Everything that reads a ModelDeployment's spec accepts the admitted object."""
-    spec = md["spec"]
-    _validate_model_name(spec["model"]["name"])
-    assert urllib.parse.urlsplit(spec["model"]["trackingUri"]).hostname
-    children = desired_children(md, "1", "2")
+    typed = specs.model_deployment(md)
+    spec = typed.spec
+    _validate_model_name(spec.model.name)
+    assert urllib.parse.urlsplit(spec.model.tracking_uri).hostname
+    children = desired_children(typed, "1", "2", SETTINGS)
     create_children(api, children.objects)
     health = VariantHealth(requests=10**9, errors=0, latency_p95_ms=0.0)
     for champion, challenger in ((0.5, 0.9), (0.9, 0.5)):  # a win whichever the direction
-        decide_auto_promotion(spec["promotion"], champion, challenger, health)
+        decide_auto_promotion(spec.promotion, champion, challenger, health)
     for obj in children.objects:
         if obj["kind"] == "Deployment" and names.LABEL_VARIANT in obj["metadata"]["labels"]:
             (container,) = obj["spec"]["template"]["spec"]["containers"]
@@ -340,27 +392,29 @@ def consume_model_deployment(
 
 def consume_drift_policy(api: kubernetes.client.ApiClient, dp: dict[str, Any]) -> None:
     """The CronJob, the training Job, their CLIs and the retraining decision accept ``dp``."""
-    md_spec = MD_BASE["spec"]
-    cronjob = build_drift_cronjob(dp, md_spec)
-    job = build_training_job(dp, md_spec, f"{names.cronjob_name(dp['metadata']['name'])}-1")
+    typed = specs.drift_policy(dp)
+    md_spec = ModelDeploymentSpec.model_validate(MD_BASE["spec"])
+    cronjob = build_drift_cronjob(typed, md_spec, SETTINGS)
+    trigger = f"{names.cronjob_name(typed.owner.name)}-1"
+    job = build_training_job(typed, md_spec, trigger, SETTINGS)
     create_children(api, [cronjob, job])
     parser = build_parser()
     (check,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     thresholds, lookback = drift_cmd.decision_rule(parser.parse_args(check["args"]))
     assert lookback is not None and lookback > 0
-    assert thresholds.min_samples == dp["spec"]["window"]["minSamples"]
+    assert thresholds == typed.spec.drift_thresholds()
     (train,) = job["spec"]["template"]["spec"]["containers"]
     args = parser.parse_args(train["args"])
     training = train_cmd.training_job(
         args, CliSettings(), name=args.register, register=True, alias=args.alias, schema=None
     )
     assert not isinstance(training, int), f"train refused {train['args']}"
-    retrain = dp["spec"]["retrain"]
+    retrain = typed.spec.retrain
     now = datetime.now(UTC)
     decide_retrain(
-        {"drifted": True},
-        enabled=retrain["enabled"],
-        cooldown=parse_duration(retrain["cooldown"]),
+        LastCheck(drifted=True),
+        enabled=retrain.enabled,
+        cooldown=parse_duration(retrain.cooldown, allow_zero=True),
         last_retrain_at=now - timedelta(seconds=1),
         training_running=False,
         now=now,
@@ -385,7 +439,7 @@ def _rejected() -> list[Any]:
 
 def test_every_constrained_field_has_boundaries() -> None:
     for kind, schema in crd_schemas().items():
-        covered = {b.path for b in BOUNDARIES if b.kind == kind}
+        covered = {p for b in BOUNDARIES if b.kind == kind for p in (b.path, *b.covers)}
         assert constrained_paths(schema) == covered, kind
 
 
@@ -403,6 +457,30 @@ def test_admitted_values_are_accepted_by_their_consumers(
         consume_model_deployment(api_client, admitted, monkeypatch)
     else:
         consume_drift_policy(api_client, admitted)
+
+
+# The smallest objects of each kind, with every optional block present but empty, so the API
+# server fills in each default it knows.
+MINIMAL: dict[str, dict[str, Any]] = {
+    "ModelDeployment": {
+        "model": {"name": "m", "trackingUri": "http://m", "credentialsSecretRef": {"name": "c"}},
+        "serving": {"autoscaling": {}},
+        "logging": {"storeRef": {"secretName": "s"}},
+    },
+    "DriftPolicy": {"modelDeploymentRef": {"name": "m"}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MINIMAL))
+def test_server_defaults_equal_the_models(
+    api_client: kubernetes.client.ApiClient, crds: None, kind: str
+) -> None:
+    obj = {**copy.deepcopy(BASES[kind]), "spec": copy.deepcopy(MINIMAL[kind])}
+    admitted = dry_run_create(api_client, obj)["spec"]
+    modelled = (
+        SPECS[kind].model_validate(MINIMAL[kind]).model_dump(by_alias=True, exclude_none=True)
+    )
+    assert admitted == modelled
 
 
 @pytest.mark.parametrize(("kind", "path", "value"), _rejected())

@@ -4,11 +4,11 @@ outside the cooldown, across an operator restart.
 
 The tier has no kubelet, so the test plays the kubelet: it writes the drift Pod's status
 (phase Succeeded, the summary as termination message) and the real Job controller then
-completes the Job. The training Job is completed the same way."""
+completes the Job. The training Job is completed the same way. The messages are built with the
+contract models the Jobs write them with (driftline.job_contracts)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,13 @@ import kubernetes
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from driftline.job_contracts import (
+    DriftCheckSummary,
+    DriftThresholds,
+    FeatureSummary,
+    PredictionSummary,
+    TrainingResult,
+)
 from tests.integration.conftest import MlflowServer
 from tests.kube.cluster import Kubectl
 from tests.kube.operator_fixtures import Models, OperatorProcess, model_deployment, wait_status
@@ -25,12 +32,28 @@ from tests.processes import wait_for
 
 pytestmark = pytest.mark.kube
 
-BREACH = {
-    "status": "drift", "drifted": True, "reason": "2 of 14 features drifted",
-    "samples": {"reference": 1000, "current": 800}, "max_psi": 0.41,
-    "features": [{"name": "age", "test": "ks", "psi": 0.41, "drifted": True},
-                 {"name": "hours-per-week", "test": "ks", "psi": 0.05, "drifted": False}],
-}  # fmt: skip
+BREACH = DriftCheckSummary(
+    status="drift",
+    drifted=True,
+    reason="1 of 14 features drifted",
+    samples={"reference": 1000, "current": 800},
+    max_psi=0.41,
+    thresholds=DriftThresholds(min_samples=200),
+    features_checked=14,
+    features_drifted=1,
+    features_omitted=12,
+    features=[
+        FeatureSummary(
+            name="age", test="ks", psi=0.41, p_value=1e-6, p_adjusted=1e-5, drifted=True
+        ),
+        FeatureSummary(
+            name="hours-per-week", test="ks", psi=0.05, p_value=0.2, p_adjusted=0.6, drifted=False
+        ),
+    ],
+    prediction=PredictionSummary(checked=False, drifted=None, note="no probabilities"),
+).model_dump_json()
+# A summary cut short (or written by another version): the check is Failed, not a KeyError.
+UNREADABLE = '{"contract_version": 1, "status": "drift", "drifted": tr'  # fmt: skip
 TRAIN_SELECTOR = "app.kubernetes.io/component=train"
 
 
@@ -55,7 +78,7 @@ def finish_pod(core: Any, namespace: str, job: str, message: str) -> None:
 
 
 def run_drift_job(
-    batch: Any, core: Any, namespace: str, cronjob: Any, name: str, summary: dict
+    batch: Any, core: Any, namespace: str, cronjob: Any, name: str, summary: str
 ) -> None:
     """What the CronJob controller would start, run to completion with ``summary``."""
     template = cronjob.spec.job_template
@@ -69,7 +92,7 @@ def run_drift_job(
         "spec": api.sanitize_for_serialization(template.spec),
     }
     batch.create_namespaced_job(namespace, job)
-    finish_pod(core, namespace, name, json.dumps(summary))
+    finish_pod(core, namespace, name, summary)
     wait_for(
         lambda: any(c.type == "Complete" and c.status == "True"
                     for c in batch.read_namespaced_job(name, namespace).status.conditions or []),
@@ -107,7 +130,8 @@ def test_breach_trains_once_and_cooldown_holds_across_restart(
     args = cronjob.spec.job_template.spec.template.spec.containers[0].args
     assert args[:4] == ["drift-check", "--json", "--termination-log", "/dev/termination-log"]
     assert args[args.index("--lookback") + 1] == "30m"
-    assert args[args.index("--min-samples") + 1] == "200"
+    thresholds = DriftThresholds.model_validate_json(args[args.index("--thresholds") + 1])
+    assert thresholds == DriftThresholds(min_samples=200)
     env = cronjob.spec.job_template.spec.template.spec.containers[0].env
     store = next(e for e in env if e.name == "DRIFTLINE_LOG_STORE")
     assert store.value is None and store.value_from.secret_key_ref.name == "inference-log-db"
@@ -145,8 +169,8 @@ def test_breach_trains_once_and_cooldown_holds_across_restart(
                           "--termination-log", "/dev/termination-log", "--folds", "2"]  # fmt: skip
     assert training.metadata.owner_references[0].kind == "DriftPolicy"
 
-    trained = {"model_name": model, "version": "7", "run_id": "r", "roc_auc": 0.93}
-    finish_pod(core, namespace, training.metadata.name, json.dumps(trained))
+    trained = TrainingResult(model_name=model, version="7", run_id="r", roc_auc=0.93)
+    finish_pod(core, namespace, training.metadata.name, trained.model_dump_json())
     dp = wait_status(
         api_client, namespace, "driftpolicies", "income-drift",
         lambda o: o["status"]["lastRetrain"]["state"] == "Succeeded",
@@ -165,3 +189,16 @@ def test_breach_trains_once_and_cooldown_holds_across_restart(
     assert len(training_jobs()) == 1, "a breach inside the cooldown started another training"
     reasons = [e.reason for e in core.list_namespaced_event(namespace).items]
     assert reasons.count("RetrainStarted") == 1
+
+    run_drift_job(batch, core, namespace, cronjob, "drift-3", UNREADABLE)
+    dp = wait_status(
+        api_client, namespace, "driftpolicies", "income-drift",
+        lambda o: o["status"]["lastCheck"]["job"] == "drift-3",
+        15, "the unreadable check was not recorded",
+    )  # fmt: skip
+    check = dp["status"]["lastCheck"]
+    assert check["state"] == "Failed" and "DriftCheckSummary does not parse" in check["reason"]
+    assert "drifted" not in check and "features" not in check, "stale fields of drift-2 kept"
+    (degraded,) = [c for c in dp["status"]["conditions"] if c["type"] == "Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "DriftSummaryUnreadable")
+    assert operator.output().count("Traceback") == 0

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
+from driftline.job_contracts import DriftThresholds
+from driftline_operator import specs
 from driftline_operator.builders.children import desired_children, without_replicas
 from driftline_operator.builders.drift import (
     build_drift_cronjob,
@@ -14,6 +16,7 @@ from driftline_operator.builders.drift import (
     training_job_name,
 )
 from driftline_operator.kube import KINDS
+from driftline_operator.settings import OperatorSettings
 from tests.kube.cluster import REPO_ROOT
 
 MD: dict[str, Any] = {
@@ -40,12 +43,20 @@ DP: dict[str, Any] = {
 }  # fmt: skip
 
 
+MD_SPEC = specs.model_deployment(MD).spec
+SETTINGS = OperatorSettings(inference_image="inf:default", trainer_image="trainer:default")
+
+
+def children(md: dict[str, Any], champion: str, challenger: str | None) -> Any:
+    return desired_children(specs.model_deployment(md), champion, challenger, SETTINGS)
+
+
 def by_kind_name(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(o["kind"], o["metadata"]["name"]): o for o in objects}
 
 
 def test_children_pin_versions_and_are_owned() -> None:
-    desired = desired_children(MD, "7", "8")
+    desired = children(MD, "7", "8")
     objects = by_kind_name(desired.objects)
     assert set(objects) == {
         ("Deployment", "income-champion"), ("Deployment", "income-challenger"),
@@ -70,7 +81,7 @@ def test_children_pin_versions_and_are_owned() -> None:
 
 
 def test_pods_are_secure_and_secrets_only_by_reference() -> None:
-    for obj in desired_children(MD, "7", "8").objects:
+    for obj in children(MD, "7", "8").objects:
         if obj["kind"] != "Deployment":
             continue
         pod = obj["spec"]["template"]["spec"]
@@ -92,7 +103,7 @@ def test_pods_are_secure_and_secrets_only_by_reference() -> None:
 
 def test_serving_and_router_pods_drain_before_they_stop() -> None:
     """Every Deployment's server drains on SIGTERM for less than its grace period."""
-    deployments = [o for o in desired_children(MD, "7", "8").objects if o["kind"] == "Deployment"]
+    deployments = [o for o in children(MD, "7", "8").objects if o["kind"] == "Deployment"]
     assert len(deployments) == 3
     for obj in deployments:
         pod = obj["spec"]["template"]["spec"]
@@ -104,7 +115,7 @@ def test_serving_and_router_pods_drain_before_they_stop() -> None:
 
 
 def test_no_challenger_means_no_challenger_children_and_no_split() -> None:
-    desired = desired_children(MD, "7", None)
+    desired = children(MD, "7", None)
     objects = by_kind_name(desired.objects)
     assert ("Deployment", "income-challenger") not in objects
     assert ("Deployment", "income-challenger") in desired.absent
@@ -119,7 +130,7 @@ def test_autoscaling_adds_hpas_that_own_replicas() -> None:
     scaling = {"minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 60}
     serving = {**MD["spec"]["serving"], "autoscaling": scaling}
     md = {**MD, "spec": {**MD["spec"], "serving": serving}}
-    desired = desired_children(md, "7", "8")
+    desired = children(md, "7", "8")
     hpa = by_kind_name(desired.objects)[("HorizontalPodAutoscaler", "income-champion")]
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"]["name"] == "income-champion"
@@ -131,7 +142,7 @@ def test_autoscaling_adds_hpas_that_own_replicas() -> None:
 
 
 def test_drift_cronjob_runs_live_check_with_policy_values() -> None:
-    cronjob = build_drift_cronjob(DP, MD["spec"])
+    cronjob = build_drift_cronjob(specs.drift_policy(DP), MD_SPEC, SETTINGS)
     spec = cronjob["spec"]
     assert (spec["schedule"], spec["concurrencyPolicy"]) == ("*/5 * * * *", "Forbid")
     assert spec["successfulJobsHistoryLimit"] == 3 and spec["failedJobsHistoryLimit"] == 3
@@ -139,15 +150,20 @@ def test_drift_cronjob_runs_live_check_with_policy_values() -> None:
     args = container["args"]
     pairs = dict(zip(args[4::2], args[5::2], strict=True))
     assert args[:4] == ["drift-check", "--json", "--termination-log", "/dev/termination-log"]
+    thresholds = DriftThresholds.model_validate_json(pairs.pop("--thresholds"))
+    assert thresholds == DriftThresholds(
+        psi=0.3, p_value=0.01, prediction_psi=0.25, min_samples=300
+    )
     assert pairs == {"--model": "adult-income", "--log-store": "$(DRIFTLINE_LOG_STORE)",
-                     "--lookback": "1h", "--min-samples": "300", "--psi-threshold": "0.3",
-                     "--p-value": "0.01", "--prediction-psi": "0.25",
-                     "--output-dir": "/tmp/drift"}  # fmt: skip
+                     "--lookback": "1h", "--output-dir": "/tmp/drift"}  # fmt: skip
+    assert container["image"] == "trainer:default"
     assert cronjob["metadata"]["ownerReferences"][0]["kind"] == "DriftPolicy"
 
 
 def test_training_job_is_named_after_its_trigger() -> None:
-    job = build_training_job(DP, MD["spec"], "income-drift-drift-29000000")
+    job = build_training_job(
+        specs.drift_policy(DP), MD_SPEC, "income-drift-drift-29000000", SETTINGS
+    )
     assert job["metadata"]["name"] == training_job_name(
         "income-drift", "income-drift-drift-29000000"
     )
@@ -158,6 +174,7 @@ def test_training_job_is_named_after_its_trigger() -> None:
         "train", "--register", "adult-income", "--alias", "challenger", "--json",
         "--termination-log", "/dev/termination-log", "--folds", "2",
     ]  # fmt: skip
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "trainer:1"
 
 
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "crds").glob("*.yaml")), ids=lambda p: p.name)
@@ -175,3 +192,59 @@ def test_every_crd_field_has_a_description(path: Any) -> None:
 
     walk(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "")
     assert missing == []
+
+
+def with_serving_env(env: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**MD, "spec": {**MD["spec"], "serving": {**MD["spec"]["serving"], "env": env}}}
+
+
+def test_extra_env_reaches_the_inference_container_after_the_operators_own() -> None:
+    extra = [
+        {"name": "DRIFTLINE_ONNX_THREADS", "value": "2"},
+        {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "t"}}},
+    ]
+    objects = by_kind_name(children(with_serving_env(extra), "7", "8").objects)
+    for variant in ("champion", "challenger"):
+        (container,) = objects[("Deployment", f"income-{variant}")]["spec"]["template"]["spec"][
+            "containers"
+        ]
+        assert container["env"][-2:] == [
+            {"name": "DRIFTLINE_ONNX_THREADS", "value": "2"},
+            {"name": "API_TOKEN",
+             "valueFrom": {"secretKeyRef": {"name": "tok", "key": "t", "optional": False}}},
+        ]  # fmt: skip
+        names = [e["name"] for e in container["env"]]
+        assert len(names) == len(set(names))
+    (router,) = objects[("Deployment", "income-router")]["spec"]["template"]["spec"]["containers"]
+    assert "API_TOKEN" not in {e["name"] for e in router["env"]}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ([{"name": "HOME", "value": "/"}], "HOME is set by the operator"),
+        ([{"name": "MLFLOW_TRACKING_URI", "value": "http://x"}], "set by the operator"),
+        ([{"name": "A"}], "exactly one of value and valueFrom"),
+        ([{"name": "A", "value": "1", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+         "exactly one of value and valueFrom"),
+        ([{"name": "A", "valueFrom": {}}], "exactly one of secretKeyRef and configMapKeyRef"),
+        ([{"name": "1A", "value": "1"}], "should match pattern"),
+    ],
+)  # fmt: skip
+def test_extra_env_is_refused_with_the_field_named(env: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(specs.InvalidSpecError, match=message) as refused:
+        specs.model_deployment(with_serving_env(env))
+    assert "spec.serving.env.0" in str(refused.value)
+
+
+def test_images_default_to_the_operators_and_the_spec_wins() -> None:
+    spec = {**MD["spec"], "serving": {"replicas": 1}}
+    objects = by_kind_name(children({**MD, "spec": spec}, "7", None).objects)
+    for name in ("income-champion", "income-router"):
+        (container,) = objects[("Deployment", name)]["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == "inf:default"
+    objects = by_kind_name(children(MD, "7", None).objects)
+    (container,) = objects[("Deployment", "income-champion")]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["image"] == "inf:1"

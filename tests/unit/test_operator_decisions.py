@@ -6,17 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from driftline.api.v1alpha1 import LastCheck, Promotion
+from driftline.durations import parse_duration
 from driftline_operator.conditions import Condition, set_conditions
 from driftline_operator.decisions import (
     VariantHealth,
     decide_auto_promotion,
     decide_retrain,
-    parse_duration,
     percentile,
 )
 
-RULE = {"metric": "roc_auc", "minDelta": 0.005, "minRequests": 100, "maxErrorRate": 0.01,
-        "maxLatencyMs": 50}  # fmt: skip
+RULE = Promotion.model_validate({"metric": "roc_auc", "minDelta": 0.005, "minRequests": 100,
+                                 "maxErrorRate": 0.01, "maxLatencyMs": 50})  # fmt: skip
 HEALTHY = VariantHealth(requests=500, errors=1, latency_p95_ms=8.0)
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
@@ -43,7 +44,7 @@ def test_auto_promotion(
 
 
 def test_lower_is_better_metric() -> None:
-    rule = {**RULE, "metric": "log_loss"}
+    rule = RULE.model_copy(update={"metric": "log_loss"})
     decision, _ = decide_auto_promotion(rule, 0.40, 0.30, HEALTHY)
     assert decision.act
 
@@ -63,7 +64,7 @@ def test_lower_is_better_metric() -> None:
 def test_retrain(summary: dict, kwargs: dict, act: bool, word: str) -> None:
     arguments = {"enabled": True, "cooldown": timedelta(hours=1), "last_retrain_at": None,
                  "training_running": False, "now": NOW, **kwargs}  # fmt: skip
-    decision = decide_retrain(summary, **arguments)
+    decision = decide_retrain(LastCheck.model_validate(summary), **arguments)
     assert decision.act is act
     assert word in decision.reason
 
@@ -71,8 +72,10 @@ def test_retrain(summary: dict, kwargs: dict, act: bool, word: str) -> None:
 def test_durations_and_percentiles() -> None:
     assert parse_duration("90s") == timedelta(seconds=90)
     assert parse_duration("6h") == timedelta(hours=6)
-    with pytest.raises(ValueError, match="duration"):
-        parse_duration("1 hour")
+    assert parse_duration("0s", allow_zero=True) == timedelta(0)
+    for bad in ("1 hour", "0s", "-1s", "h"):
+        with pytest.raises(ValueError, match="duration"):
+            parse_duration(bad)
     assert percentile([], 0.95) is None
     assert percentile(list(range(1, 101)), 0.95) == 95
 

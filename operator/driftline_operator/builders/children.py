@@ -7,6 +7,8 @@ from typing import Any
 
 from driftline_operator import names
 from driftline_operator.builders import router, serving
+from driftline_operator.builders.serving import ModelDeploymentObject
+from driftline_operator.settings import OperatorSettings
 
 
 @dataclass(frozen=True)
@@ -18,15 +20,17 @@ class DesiredChildren:
     hpa_owned: frozenset[str] = frozenset()
 
 
-def desired_children(md: dict[str, Any], champion: str, challenger: str | None) -> DesiredChildren:
+def desired_children(
+    md: ModelDeploymentObject, champion: str, challenger: str | None, settings: OperatorSettings
+) -> DesiredChildren:
     """Variants, router, split and HPAs for the resolved champion and challenger versions.
 
     ``absent`` lists (kind, name) of children this resource may have had (a cleared challenger,
     a removed autoscaling block) so the caller deletes them; ``hpa_owned`` names the
     Deployments whose replicas an HPA owns.
     """
-    md_name = md["metadata"]["name"]
-    autoscaled = bool(md["spec"].get("serving", {}).get("autoscaling"))
+    md_name = md.owner.name
+    autoscaled = md.spec.serving.autoscaling is not None
     versions = {names.CHAMPION: champion, names.CHALLENGER: challenger}
     objects: list[dict[str, Any]] = []
     absent: list[tuple[str, str]] = []
@@ -40,18 +44,18 @@ def desired_children(md: dict[str, Any], champion: str, challenger: str | None) 
                 ("HorizontalPodAutoscaler", child),
             ]
             continue
-        objects.append(serving.build_variant_deployment(md, variant, version))
-        objects.append(serving.build_variant_service(md, variant))
+        objects.append(serving.build_variant_deployment(md, variant, version, settings))
+        objects.append(serving.build_variant_service(md.owner, variant))
         if autoscaled:
             objects.append(serving.build_variant_hpa(md, variant))
             hpa_owned.add(child)
         else:
             absent.append(("HorizontalPodAutoscaler", child))
-    percent = int(md["spec"].get("traffic", {}).get("challengerPercent", 0))
+    percent = md.spec.traffic.challenger_percent
     basis_points = router.split_basis_points(percent, challenger is not None)
-    objects.append(router.build_split_configmap(md, basis_points))
-    objects.append(router.build_router_deployment(md, challenger is not None))
-    objects.append(router.build_router_service(md))
+    objects.append(router.build_split_configmap(md.owner, basis_points))
+    objects.append(router.build_router_deployment(md, challenger is not None, settings))
+    objects.append(router.build_router_service(md.owner))
     return DesiredChildren(objects, absent, frozenset(hpa_owned))
 
 

@@ -6,20 +6,24 @@ back from the finished Pod's status: no shared volume, no extra service.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from typing import Any
 
+from driftline.api.k8s_types import ResourceRequirements
+from driftline.api.v1alpha1 import DriftPolicySpec, ModelDeploymentSpec
 from driftline_operator import names
 from driftline_operator.builders import pods
+from driftline_operator.settings import OperatorSettings
+from driftline_operator.specs import CustomObject
+
+DriftPolicyObject = CustomObject[DriftPolicySpec]
 
 TERMINATION_LOG = "/dev/termination-log"
 # Job names become a label value (job-name) on their Pods: 63 characters at most.
 MAX_JOB_NAME = 63
-DRIFT_RESOURCES = {
-    "requests": {"cpu": "250m", "memory": "512Mi"},
-    "limits": {"cpu": "1", "memory": "1Gi"},
-}
+DRIFT_RESOURCES = ResourceRequirements(
+    requests={"cpu": "250m", "memory": "512Mi"}, limits={"cpu": "1", "memory": "1Gi"}
+)
 
 
 def drift_labels(policy: str, component: str) -> dict[str, str]:
@@ -27,10 +31,12 @@ def drift_labels(policy: str, component: str) -> dict[str, str]:
     return names.managed_labels(component, **{names.LABEL_DRIFT_POLICY: policy})
 
 
-def drift_check_args(dp_spec: dict[str, Any], model_name: str) -> list[str]:
-    """``driftline drift-check`` in live mode with the policy's window and thresholds."""
-    window = dp_spec.get("window", {})
-    thresholds = dp_spec.get("thresholds", {})
+def drift_check_args(dp_spec: DriftPolicySpec, model_name: str) -> list[str]:
+    """``driftline drift-check`` in live mode with the policy's window and decision rule.
+
+    The rule travels as one ``DriftThresholds`` JSON object (``--thresholds``), the type the
+    check parses it back into.
+    """
     return [
         "drift-check",
         "--json",
@@ -42,38 +48,36 @@ def drift_check_args(dp_spec: dict[str, Any], model_name: str) -> list[str]:
         "--log-store",
         "$(DRIFTLINE_LOG_STORE)",
         "--lookback",
-        str(window.get("lookback", "1h")),
-        "--min-samples",
-        str(window.get("minSamples", 500)),
-        "--psi-threshold",
-        str(thresholds.get("psi", 0.2)),
-        "--p-value",
-        str(thresholds.get("pValue", 0.05)),
-        "--prediction-psi",
-        str(thresholds.get("predictionPsi", 0.2)),
+        dp_spec.window.lookback,
+        "--thresholds",
+        dp_spec.drift_thresholds().model_dump_json(),
         "--output-dir",
         f"{pods.TMP_PATH}/drift",
     ]
 
 
-def build_drift_cronjob(dp: dict[str, Any], md_spec: dict[str, Any]) -> dict[str, Any]:
-    """The CronJob running the drift check on the policy's schedule, one run at a time."""
-    policy = dp["metadata"]["name"]
-    spec = dp["spec"]
+def build_drift_cronjob(
+    dp: DriftPolicyObject, md_spec: ModelDeploymentSpec, settings: OperatorSettings
+) -> dict[str, Any]:
+    """The CronJob running the drift check on the policy's schedule, one run at a time.
+
+    The image is the policy's, else the operator's ``trainer_image``.
+    """
+    policy, spec = dp.owner.name, dp.spec
     labels = drift_labels(policy, names.COMPONENT_DRIFT)
     container = _container(
         "drift-check",
-        spec.get("image", "driftline/trainer:0.1.0"),
-        drift_check_args(spec, md_spec["model"]["name"]),
+        spec.image or settings.trainer_image,
+        drift_check_args(spec, md_spec.model.name),
         md_spec,
-        DRIFT_RESOURCES,
+        DRIFT_RESOURCES.manifest(),
     )
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": names.child_metadata(dp, names.cronjob_name(policy), labels),
+        "metadata": names.child_metadata(dp.owner, names.cronjob_name(policy), labels),
         "spec": {
-            "schedule": spec.get("schedule", "*/15 * * * *"),
+            "schedule": spec.schedule,
             # A slow check must not overlap the next one: both would read the same window.
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": 300,
@@ -98,10 +102,15 @@ def training_job_name(policy: str, trigger: str) -> str:
     return policy[: MAX_JOB_NAME - len(suffix)] + suffix
 
 
-def build_training_job(dp: dict[str, Any], md_spec: dict[str, Any], trigger: str) -> dict[str, Any]:
-    """The Job training a new version and registering it as ``challenger``."""
-    policy = dp["metadata"]["name"]
-    retrain = dp["spec"].get("retrain", {})
+def build_training_job(
+    dp: DriftPolicyObject, md_spec: ModelDeploymentSpec, trigger: str, settings: OperatorSettings
+) -> dict[str, Any]:
+    """The Job training a new version and registering it as ``challenger``.
+
+    The image is ``retrain.image``, else the operator's ``trainer_image``.
+    """
+    policy = dp.owner.name
+    retrain = dp.spec.retrain
     labels = {
         **drift_labels(policy, names.COMPONENT_TRAIN),
         names.LABEL_TRIGGER: trigger[:MAX_JOB_NAME],
@@ -109,29 +118,29 @@ def build_training_job(dp: dict[str, Any], md_spec: dict[str, Any], trigger: str
     args = [
         "train",
         "--register",
-        md_spec["model"]["name"],
+        md_spec.model.name,
         "--alias",
         names.CHALLENGER,
         "--json",
         "--termination-log",
         TERMINATION_LOG,
-        *retrain.get("args", []),
+        *retrain.args,
     ]
     container = _container(
         "train",
-        retrain.get("image", "driftline/trainer:0.1.0"),
+        retrain.image or settings.trainer_image,
         args,
         md_spec,
-        retrain.get("resources", {}),
+        retrain.resources.manifest(),
     )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": names.child_metadata(dp, training_job_name(policy, trigger), labels),
+        "metadata": names.child_metadata(dp.owner, training_job_name(policy, trigger), labels),
         "spec": {
             # One attempt: a failing training is reported as a condition, never retried in a loop.
             "backoffLimit": 0,
-            "activeDeadlineSeconds": retrain.get("activeDeadlineSeconds", 3600),
+            "activeDeadlineSeconds": retrain.active_deadline_seconds,
             "ttlSecondsAfterFinished": 7 * 24 * 3600,
             "template": _pod_template(labels, container),
         },
@@ -139,7 +148,7 @@ def build_training_job(dp: dict[str, Any], md_spec: dict[str, Any], trigger: str
 
 
 def _container(
-    name: str, image: str, args: list[str], md_spec: dict[str, Any], resources: dict[str, Any]
+    name: str, image: str, args: list[str], md_spec: ModelDeploymentSpec, resources: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "name": name,
@@ -148,10 +157,10 @@ def _container(
         "env": [
             {"name": "HOME", "value": pods.TMP_PATH},
             {"name": "DRIFTLINE_HOME", "value": f"{pods.TMP_PATH}/driftline"},
-            *pods.mlflow_env(md_spec["model"]),
-            *pods.log_store_env(md_spec.get("logging")),
+            *pods.mlflow_env(md_spec.model),
+            *pods.log_store_env(md_spec.logging),
         ],
-        "resources": copy.deepcopy(resources),
+        "resources": resources,
         "securityContext": pods.container_security_context(),
         "volumeMounts": [pods.tmp_mount()],
         "terminationMessagePath": TERMINATION_LOG,

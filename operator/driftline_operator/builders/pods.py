@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from driftline.api.v1alpha1 import Logging, ModelRef
+
 RUN_AS_USER = 10001
 TMP_VOLUME = "tmp"
 TMP_PATH = "/tmp"
@@ -68,29 +70,24 @@ def secret_env(name: str, secret: str, key: str, optional: bool = False) -> dict
     }
 
 
-def mlflow_env(model: dict[str, Any]) -> list[dict[str, Any]]:
+def mlflow_env(model: ModelRef) -> list[dict[str, Any]]:
     """Tracking URI and, when a credentials Secret is named, MLflow basic-auth by reference."""
-    env: list[dict[str, Any]] = [{"name": "MLFLOW_TRACKING_URI", "value": model["trackingUri"]}]
-    credentials = model.get("credentialsSecretRef")
-    if credentials:
-        secret = credentials["name"]
+    env: list[dict[str, Any]] = [{"name": "MLFLOW_TRACKING_URI", "value": model.tracking_uri}]
+    credentials = model.credentials_secret_ref
+    if credentials is not None:
         env += [
-            secret_env(
-                "MLFLOW_TRACKING_USERNAME", secret, credentials.get("usernameKey", "username")
-            ),
-            secret_env(
-                "MLFLOW_TRACKING_PASSWORD", secret, credentials.get("passwordKey", "password")
-            ),
+            secret_env("MLFLOW_TRACKING_USERNAME", credentials.name, credentials.username_key),
+            secret_env("MLFLOW_TRACKING_PASSWORD", credentials.name, credentials.password_key),
         ]
     return env
 
 
-def log_store_env(logging: dict[str, Any] | None) -> list[dict[str, Any]]:
+def log_store_env(logging: Logging | None) -> list[dict[str, Any]]:
     """``DRIFTLINE_LOG_STORE`` from the logging Secret, when one is named."""
-    store = (logging or {}).get("storeRef")
-    if not store:
+    store = logging.store_ref if logging is not None else None
+    if store is None:
         return []
-    return [secret_env("DRIFTLINE_LOG_STORE", store["secretName"], store.get("key", "url"))]
+    return [secret_env("DRIFTLINE_LOG_STORE", store.secret_name, store.key)]
 
 
 def http_probe(path: str, port: int, period: int, failures: int) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from typing import Any
 
 from driftline_operator import names
 from driftline_operator.builders import pods
-from driftline_operator.builders.serving import build_service
+from driftline_operator.builders.serving import ModelDeploymentObject, build_service
+from driftline_operator.names import Owner
+from driftline_operator.settings import OperatorSettings
 
 SPLIT_VOLUME = "split"
 
@@ -20,22 +22,27 @@ def split_basis_points(percent: int, has_challenger: bool) -> int:
     return percent * 100 if has_challenger else 0
 
 
-def build_split_configmap(md: dict[str, Any], basis_points: int) -> dict[str, Any]:
+def build_split_configmap(owner: Owner, basis_points: int) -> dict[str, Any]:
     """The ConfigMap the router reads its split from (basis points, 0..10000)."""
-    md_name = md["metadata"]["name"]
+    md_name = owner.name
     labels = names.managed_labels(names.COMPONENT_ROUTER, **{names.LABEL_MODEL_DEPLOYMENT: md_name})
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": names.child_metadata(md, names.split_configmap_name(md_name), labels),
+        "metadata": names.child_metadata(owner, names.split_configmap_name(md_name), labels),
         "data": {names.SPLIT_KEY: str(basis_points)},
     }
 
 
-def build_router_deployment(md: dict[str, Any], has_challenger: bool) -> dict[str, Any]:
-    """The router Deployment: hashes request ids to champion or challenger Services."""
-    md_name = md["metadata"]["name"]
-    router = md["spec"].get("router", {})
+def build_router_deployment(
+    md: ModelDeploymentObject, has_challenger: bool, settings: OperatorSettings
+) -> dict[str, Any]:
+    """The router Deployment: hashes request ids to champion or challenger Services.
+
+    The image is the spec's ``router.image``, else the operator's ``inference_image``.
+    """
+    md_name = md.owner.name
+    router = md.spec.router
     selector = {names.LABEL_MODEL_DEPLOYMENT: md_name, names.LABEL_COMPONENT: "router"}
     labels = names.managed_labels(names.COMPONENT_ROUTER, **selector)
     args = [
@@ -53,7 +60,7 @@ def build_router_deployment(md: dict[str, Any], has_challenger: bool) -> dict[st
         args[-2:-2] = ["--challenger", _service_url(md_name, names.CHALLENGER)]
     container = {
         "name": "router",
-        "image": router.get("image", "driftline/inference:0.1.0"),
+        "image": router.image or settings.inference_image,
         "args": args,
         "ports": [{"name": "http", "containerPort": names.SERVING_PORT}],
         "env": [{"name": "HOME", "value": pods.TMP_PATH}, pods.drain_env()],
@@ -76,9 +83,9 @@ def build_router_deployment(md: dict[str, Any], has_challenger: bool) -> dict[st
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": names.child_metadata(md, names.router_name(md_name), labels),
+        "metadata": names.child_metadata(md.owner, names.router_name(md_name), labels),
         "spec": {
-            "replicas": router.get("replicas", 1),
+            "replicas": router.replicas,
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {"labels": labels},
@@ -93,12 +100,11 @@ def build_router_deployment(md: dict[str, Any], has_challenger: bool) -> dict[st
     }
 
 
-def build_router_service(md: dict[str, Any]) -> dict[str, Any]:
+def build_router_service(owner: Owner) -> dict[str, Any]:
     """The stable Service named after the ModelDeployment: what clients call."""
-    md_name = md["metadata"]["name"]
-    selector = {names.LABEL_MODEL_DEPLOYMENT: md_name, names.LABEL_COMPONENT: "router"}
+    selector = {names.LABEL_MODEL_DEPLOYMENT: owner.name, names.LABEL_COMPONENT: "router"}
     labels = names.managed_labels(names.COMPONENT_ROUTER, **selector)
-    return build_service(md, md_name, labels, selector)
+    return build_service(owner, owner.name, labels, selector)
 
 
 def _service_url(md_name: str, variant: str) -> str:

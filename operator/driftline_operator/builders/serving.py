@@ -6,11 +6,16 @@ alias move in MLflow becomes an ordinary rolling update with ReplicaSet history.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
+from driftline.api.v1alpha1 import ModelDeploymentSpec
 from driftline_operator import names
 from driftline_operator.builders import pods
+from driftline_operator.names import Owner
+from driftline_operator.settings import OperatorSettings
+from driftline_operator.specs import CustomObject
+
+ModelDeploymentObject = CustomObject[ModelDeploymentSpec]
 
 
 def variant_labels(md_name: str, variant: str) -> dict[str, str]:
@@ -18,35 +23,37 @@ def variant_labels(md_name: str, variant: str) -> dict[str, str]:
     return {names.LABEL_MODEL_DEPLOYMENT: md_name, names.LABEL_VARIANT: variant}
 
 
-def build_variant_deployment(md: dict[str, Any], variant: str, version: str) -> dict[str, Any]:
+def build_variant_deployment(
+    md: ModelDeploymentObject, variant: str, version: str, settings: OperatorSettings
+) -> dict[str, Any]:
     """The Deployment serving ``version`` of the model as ``variant``.
 
-    ``spec.replicas`` is always set here; ``apply`` leaves it out when an HPA owns it.
+    ``spec.replicas`` is always set here; ``apply`` leaves it out when an HPA owns it. The
+    image is the spec's, else the operator's ``inference_image``.
     """
-    md_name = md["metadata"]["name"]
-    spec = md["spec"]
-    serving = spec.get("serving", {})
+    md_name, serving = md.owner.name, md.spec.serving
     selector = variant_labels(md_name, variant)
     labels = names.managed_labels(names.COMPONENT_SERVING, **selector)
     env = [
-        {"name": "DRIFTLINE_MODEL_NAME", "value": spec["model"]["name"]},
+        {"name": "DRIFTLINE_MODEL_NAME", "value": md.spec.model.name},
         {"name": "DRIFTLINE_MODEL_VERSION", "value": version},
         {"name": "DRIFTLINE_VARIANT", "value": variant},
-        {"name": "DRIFTLINE_RUNTIME", "value": serving.get("runtime", "onnx")},
+        {"name": "DRIFTLINE_RUNTIME", "value": serving.runtime},
         # The root filesystem is read-only: MLflow downloads and caches go to the emptyDir.
         {"name": "DRIFTLINE_HOME", "value": f"{pods.TMP_PATH}/driftline"},
         {"name": "HOME", "value": pods.TMP_PATH},
-        *pods.mlflow_env(spec["model"]),
-        *pods.log_store_env(spec.get("logging")),
+        *pods.mlflow_env(md.spec.model),
+        *pods.log_store_env(md.spec.logging),
         pods.drain_env(),
+        *(variable.manifest() for variable in serving.env),
     ]
     container = {
         "name": "inference",
-        "image": serving.get("image", "driftline/inference:0.1.0"),
+        "image": serving.image or settings.inference_image,
         "args": ["serve", "--host", "0.0.0.0", "--port", str(names.SERVING_PORT)],
         "ports": [{"name": "http", "containerPort": names.SERVING_PORT}],
         "env": env,
-        "resources": copy.deepcopy(serving.get("resources", {})),
+        "resources": serving.resources.manifest(),
         "securityContext": pods.container_security_context(),
         "volumeMounts": [pods.tmp_mount()],
         # Liveness only asks "is the process alive"; readiness waits for the model load.
@@ -57,9 +64,9 @@ def build_variant_deployment(md: dict[str, Any], variant: str, version: str) -> 
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": names.child_metadata(md, names.variant_name(md_name, variant), labels),
+        "metadata": names.child_metadata(md.owner, names.variant_name(md_name, variant), labels),
         "spec": {
-            "replicas": _replicas(serving),
+            "replicas": serving.initial_replicas(),
             "revisionHistoryLimit": 10,
             "selector": {"matchLabels": selector},
             "strategy": {
@@ -82,28 +89,31 @@ def build_variant_deployment(md: dict[str, Any], variant: str, version: str) -> 
     }
 
 
-def build_variant_service(md: dict[str, Any], variant: str) -> dict[str, Any]:
+def build_variant_service(owner: Owner, variant: str) -> dict[str, Any]:
     """The ClusterIP Service in front of one variant's pods."""
-    md_name = md["metadata"]["name"]
-    selector = variant_labels(md_name, variant)
+    selector = variant_labels(owner.name, variant)
     labels = names.managed_labels(names.COMPONENT_SERVING, **selector)
-    return build_service(md, names.variant_name(md_name, variant), labels, selector)
+    return build_service(owner, names.variant_name(owner.name, variant), labels, selector)
 
 
-def build_variant_hpa(md: dict[str, Any], variant: str) -> dict[str, Any]:
-    """An autoscaling/v2 HPA on CPU utilisation for one variant's Deployment."""
-    md_name = md["metadata"]["name"]
-    scaling = md["spec"]["serving"]["autoscaling"]
-    name = names.variant_name(md_name, variant)
-    labels = names.managed_labels(names.COMPONENT_SERVING, **variant_labels(md_name, variant))
+def build_variant_hpa(md: ModelDeploymentObject, variant: str) -> dict[str, Any]:
+    """An autoscaling/v2 HPA on CPU utilisation for one variant's Deployment.
+
+    Raises ValueError when the spec sets no autoscaling.
+    """
+    scaling = md.spec.serving.autoscaling
+    if scaling is None:
+        raise ValueError("serving.autoscaling is not set")
+    name = names.variant_name(md.owner.name, variant)
+    labels = names.managed_labels(names.COMPONENT_SERVING, **variant_labels(md.owner.name, variant))
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": names.child_metadata(md, name, labels),
+        "metadata": names.child_metadata(md.owner, name, labels),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicas": scaling.get("minReplicas", 1),
-            "maxReplicas": scaling.get("maxReplicas", 5),
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
             "metrics": [
                 {
                     "type": "Resource",
@@ -111,7 +121,7 @@ def build_variant_hpa(md: dict[str, Any], variant: str) -> dict[str, Any]:
                         "name": "cpu",
                         "target": {
                             "type": "Utilization",
-                            "averageUtilization": scaling.get("targetCPUUtilizationPercentage", 70),
+                            "averageUtilization": scaling.target_cpu_utilization_percentage,
                         },
                     },
                 }
@@ -121,13 +131,13 @@ def build_variant_hpa(md: dict[str, Any], variant: str) -> dict[str, Any]:
 
 
 def build_service(
-    md: dict[str, Any], name: str, labels: dict[str, str], selector: dict[str, str]
+    owner: Owner, name: str, labels: dict[str, str], selector: dict[str, str]
 ) -> dict[str, Any]:
     """A ClusterIP Service on port 80 to the pods' ``http`` port (also used by the router)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": names.child_metadata(md, name, labels),
+        "metadata": names.child_metadata(owner, name, labels),
         "spec": {
             "type": "ClusterIP",
             "selector": selector,
@@ -141,10 +151,3 @@ def build_service(
             ],
         },
     }
-
-
-def _replicas(serving: dict[str, Any]) -> int:
-    scaling = serving.get("autoscaling")
-    if scaling:
-        return int(scaling.get("minReplicas", 1))
-    return int(serving.get("replicas", 1))

@@ -1,0 +1,1 @@
+"""Driftline's Kubernetes API: the custom resources' types, one module per API version."""

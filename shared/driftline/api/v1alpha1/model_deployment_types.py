@@ -1,0 +1,231 @@
+"""``ModelDeployment`` spec types: one registered model served as champion and challenger."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+
+from driftline.api.k8s_types import (
+    ApiModel,
+    EnvSource,
+    Image,
+    ResourceRequirements,
+    SecretKey,
+    SecretName,
+    cel,
+    nested,
+    resources_field,
+)
+
+# MLflow refuses '/', ':' and path-like names; a leading '-' would read as a CLI option.
+MODEL_NAME = r"^[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?$"
+TRACKING_URI = r"^https?://[^\s/?#]+(/\S*)?$"
+# A ModelDeployment's children are named <name>-challenger: a Service, so a DNS-1035 label.
+MODEL_DEPLOYMENT_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+# Environment variables the operator sets itself: an extra variable may not replace them.
+RESERVED_ENV = (
+    "DRIFTLINE_MODEL_NAME",
+    "DRIFTLINE_MODEL_VERSION",
+    "DRIFTLINE_VARIANT",
+    "DRIFTLINE_RUNTIME",
+    "DRIFTLINE_HOME",
+    "DRIFTLINE_LOG_STORE",
+    "DRIFTLINE_DRAIN_SECONDS",
+    "HOME",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=MODEL_NAME)]
+
+
+class CredentialsSecretRef(ApiModel):
+    """Secret with MLflow basic-auth credentials, passed to pods by reference only."""
+
+    name: SecretName = Field(description="Secret name in the same namespace.")
+    username_key: SecretKey = Field("username", description="Key holding MLFLOW_TRACKING_USERNAME.")
+    password_key: SecretKey = Field("password", description="Key holding MLFLOW_TRACKING_PASSWORD.")
+
+
+class ModelRef(ApiModel):
+    """The registered MLflow model whose aliases champion and challenger are served."""
+
+    name: ModelName = Field(description="Registered model name in the MLflow model registry.")
+    tracking_uri: str = Field(
+        pattern=TRACKING_URI,
+        description="MLflow tracking and registry server URL reachable from the operator and"
+        " the pods.",
+    )
+    credentials_secret_ref: CredentialsSecretRef | None = None
+
+
+class Autoscaling(ApiModel):
+    """When set, an autoscaling/v2 HorizontalPodAutoscaler owns each variant's replicas."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "!has(self.minReplicas) || !has(self.maxReplicas)"
+            " || self.minReplicas <= self.maxReplicas",
+            "minReplicas must not exceed maxReplicas",
+        )
+    )
+
+    min_replicas: int = Field(1, ge=1, le=100, description="Fewest replicas per variant.")
+    max_replicas: int = Field(5, ge=1, le=100, description="Most replicas per variant.")
+    target_cpu_utilization_percentage: int = Field(
+        70,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilizationPercentage",
+        description="Average CPU utilisation the autoscaler aims for.",
+    )
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class EnvVar(ApiModel):
+    """An extra environment variable of the inference container (core/v1 EnvVar's subset)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "has(self.value) != has(self.valueFrom)",
+            "set exactly one of value and valueFrom",
+            f"!(self.name in {list(RESERVED_ENV)})",
+            "this variable is set by the operator",
+        )
+    )
+
+    name: str = Field(min_length=1, max_length=128, pattern=ENV_NAME, description="Variable name.")
+    value: str | None = Field(None, max_length=4096, description="A literal value.")
+    value_from: EnvSource | None = None
+
+    @model_validator(mode="after")
+    def _value_or_source(self) -> EnvVar:
+        if (self.value is None) == (self.value_from is None):
+            raise ValueError("set exactly one of value and valueFrom")
+        if self.name in RESERVED_ENV:
+            raise ValueError(f"{self.name} is set by the operator")
+        return self
+
+    def manifest(self) -> dict[str, Any]:
+        """The container ``env`` entry."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class Serving(ApiModel):
+    """How each variant's inference pods run."""
+
+    image: Image | None = Field(
+        None,
+        description="Inference image running `driftline serve`; unset: the operator's"
+        " (DRIFTLINE_INFERENCE_IMAGE, the chart's images.inference).",
+    )
+    runtime: Literal["onnx", "native"] = Field(
+        "onnx", description="onnx (fast path) or native (the MLflow model)."
+    )
+    replicas: int = Field(
+        1, ge=0, le=100, description="Replicas per variant when autoscaling is not set."
+    )
+    resources: ResourceRequirements = resources_field(
+        {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+        "Requests and limits of the inference container.",
+    )
+    autoscaling: Autoscaling | None = None
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Extra environment variables of the inference container (for example"
+        " DRIFTLINE_ONNX_THREADS); secrets by valueFrom.secretKeyRef only.",
+        json_schema_extra={
+            "default": [],
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
+    )
+
+    def initial_replicas(self) -> int:
+        """Replicas of a variant's Deployment: the HPA's minimum when one owns them."""
+        return self.autoscaling.min_replicas if self.autoscaling else self.replicas
+
+
+class Router(ApiModel):
+    """The canary router behind the stable Service named after this resource."""
+
+    image: Image | None = Field(
+        None,
+        description="Image running `driftline router`; unset: the operator's inference image.",
+    )
+    replicas: int = Field(1, ge=1, le=20, description="Router replicas.")
+
+
+class Traffic(ApiModel):
+    """How requests are split between champion and challenger."""
+
+    challenger_percent: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Percent of request ids hashed to the challenger (0 when none is set).",
+    )
+
+
+PromotionMetric = Literal[
+    "roc_auc", "average_precision", "f1", "precision", "recall", "accuracy", "log_loss", "brier"
+]
+
+
+class Promotion(ApiModel):
+    """When the challenger replaces the champion."""
+
+    mode: Literal["manual", "auto"] = Field(
+        "manual",
+        description="manual (annotation driftline.dev/promote or `driftline promote`) or auto"
+        " (criteria below).",
+    )
+    metric: PromotionMetric = Field(
+        "roc_auc", description="Offline test metric the challenger must beat the champion on."
+    )
+    min_delta: float = Field(0.005, ge=0, le=1, description="Required improvement on the metric.")
+    min_requests: int = Field(
+        500, ge=0, description="Fewest challenger predictions in the health window."
+    )
+    max_error_rate: float = Field(
+        0.01, ge=0, le=1, description="Highest challenger error rate tolerated."
+    )
+    max_latency_ms: float = Field(
+        100, ge=0, description="Highest challenger p95 latency tolerated, milliseconds."
+    )
+    window_minutes: int = Field(60, ge=1, le=10080, description="Online health window, minutes.")
+
+
+class LogStoreRef(ApiModel):
+    """Secret holding the inference log URL, passed by reference only."""
+
+    secret_name: SecretName = Field(description="Secret name in the same namespace.")
+    key: SecretKey = Field("url", description="Key holding the URL.")
+
+
+class Logging(ApiModel):
+    """Where pods append the inference log."""
+
+    store_ref: LogStoreRef | None = None
+
+
+class ModelDeploymentSpec(ApiModel):
+    """What to serve; the operator never writes it."""
+
+    model: ModelRef
+    serving: Serving = nested(Serving, "How each variant's inference pods run.")
+    router: Router = nested(
+        Router, "The canary router behind the stable Service named after this resource."
+    )
+    traffic: Traffic = nested(Traffic, "How requests are split between champion and challenger.")
+    promotion: Promotion = nested(Promotion, "When the challenger replaces the champion.")
+    logging: Logging | None = None
