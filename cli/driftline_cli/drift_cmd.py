@@ -133,7 +133,8 @@ def decision_rule(args: argparse.Namespace) -> tuple[DriftThresholds, float | No
     base = DriftThresholds()
     if args.thresholds is not None:
         try:
-            base = DriftThresholds.model_validate_json(args.thresholds)
+            # Typed by a person or a builder: an unknown key is a typo, not a newer field.
+            base = DriftThresholds.model_validate_json(args.thresholds, extra="forbid")
         except ValidationError as exc:
             raise ValueError(f"--thresholds: {_first_error(exc, {})}") from exc
     chosen = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}

@@ -8,8 +8,8 @@ writing status cannot produce a second one.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from driftline.api.v1alpha1 import (
     DriftPolicySpec,
@@ -46,8 +46,6 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 # Status strings are cut to this length: a runaway reason must not bloat the object.
 MAX_REASON = 300
 TOP_FEATURES = 10
-# How a check whose summary does not parse is told apart in its reason.
-UNREADABLE = "unreadable summary"
 
 
 class ModelDeploymentMissingError(Exception):
@@ -82,7 +80,7 @@ def reconcile_policy(
     if finished is not None and finished["metadata"]["name"] != last_check.job:
         last_check, scores = _check_summary(kube, finished, now)
         if last_check.state == "Failed":
-            events.append(("Warning", "DriftCheckFailed", last_check.reason or ""))
+            events.append(("Warning", last_check.failure or "", last_check.reason or ""))
         else:
             events.append(("Normal", "DriftChecked", f"{last_check.status}: {last_check.reason}"))
             last_retrain = _maybe_retrain(
@@ -105,9 +103,7 @@ def reconcile_policy(
 def _degraded(check: LastCheck, retrain: LastRetrain) -> Condition:
     """Degraded when the last check or training failed, with the reason of the first failure."""
     if check.state == "Failed":
-        unreadable = (check.reason or "").find(UNREADABLE) >= 0
-        reason = "DriftSummaryUnreadable" if unreadable else "DriftCheckFailed"
-        return Condition(DEGRADED, True, reason, check.reason or "")
+        return Condition(DEGRADED, True, check.failure or "DriftCheckFailed", check.reason or "")
     if retrain.state == "Failed":
         return Condition(DEGRADED, True, "TrainingFailed", f"training Job {retrain.job} failed")
     return Condition(DEGRADED, False, "AsExpected", "checks run as scheduled")
@@ -139,7 +135,7 @@ def _maybe_retrain(
     decision = decide_retrain(
         check,
         enabled=retrain.enabled,
-        cooldown=timedelta(seconds=retrain.cooldown_seconds()),
+        cooldown=retrain.cooldown_period(),
         last_retrain_at=parse_rfc3339(started) if started else None,
         training_running=running,
         now=now,
@@ -210,14 +206,18 @@ def _check_summary(
     message = _termination_message(kube, job["metadata"]["namespace"], name)
     detail = (message or "no termination message")[:MAX_REASON]
     summary: DriftCheckSummary | None = None
+    failure: Literal["DriftCheckFailed", "DriftSummaryUnreadable"] = "DriftCheckFailed"
     if state == "Succeeded":
         try:
             summary = parse_message(DriftCheckSummary, message or "")
         except ContractError as exc:
-            detail = f"{UNREADABLE}: {exc}"
+            detail, failure = str(exc), "DriftSummaryUnreadable"
     if summary is None:
         reason = f"drift check {name} failed: {detail}"[:MAX_REASON]
-        return LastCheck(job=name, time=finished_at, state="Failed", reason=reason), {}
+        failed = LastCheck(
+            job=name, time=finished_at, state="Failed", failure=failure, reason=reason
+        )
+        return failed, {}
     scores = {f.name: f.psi for f in summary.features if f.psi is not None}
     drifted = [f.name for f in summary.features if f.drifted]
     return LastCheck(

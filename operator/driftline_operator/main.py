@@ -4,7 +4,7 @@ Handlers are thin: they read the body, call ``model_deployment.reconcile`` or
 ``drift_policy.reconcile_policy``, write the returned status and post its Events. Errors map
 here, once: MLflow or the API server unavailable -> a ``Degraded`` condition and
 ``kopf.TemporaryError`` (retry with back-off, children left running); a stored spec the API
-types refuse -> ``Degraded`` (InvalidSpec) and ``kopf.PermanentError`` until the spec changes;
+types refuse -> ``Degraded`` (InvalidSpec) and ``kopf.PermanentError`` (the timers try again);
 anything else is a bug and kopf's own back-off applies.
 """
 
@@ -149,6 +149,9 @@ def build_registry(
         kind, meta = fresh["kind"], fresh["metadata"]
         metrics.reconcile_errors.labels(kind, reason).inc()
         failed = degraded_status(fresh, reason, str(exc), now())
+        # Timers keep firing on a lasting error: write and tell only what is news.
+        if failed["conditions"] == (fresh.get("status") or {}).get("conditions"):
+            return
         kube.patch_status(kind, meta["namespace"], meta["name"], failed)
         _post(body, [("Warning", reason, str(exc))])
 

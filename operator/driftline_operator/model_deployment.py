@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from driftline.api.v1alpha1 import ChallengerStatus, VariantStatus
 from driftline_operator import names, specs
 from driftline_operator.builders.children import desired_children
 from driftline_operator.builders.serving import ModelDeploymentObject
@@ -80,14 +81,20 @@ def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
         generation,
         ctx.now(),
     )
-    challenger = {"version": aliases.challenger, "ready": None, "trafficPercent": 0}
+    challenger = ChallengerStatus(version=aliases.challenger, traffic_percent=0)
     if aliases.challenger is not None:
-        challenger.update(ready=ready.get(names.CHALLENGER, False), trafficPercent=percent)
+        challenger = ChallengerStatus(
+            version=aliases.challenger,
+            ready=ready.get(names.CHALLENGER, False),
+            traffic_percent=percent,
+        )
+    champion = VariantStatus(version=aliases.champion, ready=ready[names.CHAMPION])
     return Outcome(
         {
             "observedGeneration": generation,
-            "champion": {"version": aliases.champion, "ready": ready[names.CHAMPION]},
-            "challenger": challenger,
+            # Unset fields dump as None: the merge patch deletes what a previous run wrote.
+            "champion": champion.model_dump(by_alias=True),
+            "challenger": challenger.model_dump(by_alias=True),
             "promotion": promotion_status or None,
             "conditions": conditions,
         },

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from driftline.api.v1alpha1 import ModelDeploymentSpec
+from driftline.api.v1alpha1 import ModelDeploymentSpec, PromotionDecision
+from driftline.api.v1alpha1.status_types import PromotionOutcome
 from driftline_operator import names, promoter
 from driftline_operator.conditions import rfc3339
 from driftline_operator.context import Context
@@ -76,7 +77,9 @@ class PromotionFlow:
         self._record("Promoted", why, aliases, warn=False)
         return Aliases(moved.champion, None)
 
-    def _record(self, outcome: str, reason: str, aliases: Aliases, *, warn: bool = True) -> None:
+    def _record(
+        self, outcome: PromotionOutcome, reason: str, aliases: Aliases, *, warn: bool = True
+    ) -> None:
         last = self._status.get("lastDecision") or {}
         if (last.get("outcome"), last.get("reason"), last.get("toVersion")) == (
             outcome,
@@ -84,12 +87,12 @@ class PromotionFlow:
             aliases.challenger,
         ):
             return
-        self._status["lastDecision"] = {
-            "time": rfc3339(self._ctx.now()),
-            "outcome": outcome,
-            "reason": reason[:500],
-            "fromVersion": aliases.champion,
-            "toVersion": aliases.challenger,
-        }
+        self._status["lastDecision"] = PromotionDecision(
+            time=rfc3339(self._ctx.now()),
+            outcome=outcome,
+            reason=reason[:500],
+            from_version=aliases.champion,
+            to_version=aliases.challenger,
+        ).model_dump(by_alias=True)
         kind = "Warning" if warn else "Normal"
         self._events.append((kind, f"Promotion{outcome}", f"{aliases.challenger}: {reason}"[:1000]))

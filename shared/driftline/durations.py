@@ -1,4 +1,8 @@
-"""The one duration syntax of specs and options: ``90s``, ``15m``, ``1h``, ``2d`` (pure)."""
+"""The one duration parser of specs and options: ``90s``, ``15m``, ``1h``, ``2d`` (pure).
+
+The CRD's patterns (``LOOKBACK``, ``COOLDOWN`` in driftline.api.v1alpha1) admit its integer
+subset; people at the command line may also write decimals (``1.5h``) or bare seconds (``90``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import re
 from datetime import timedelta
 
 # A number (decimals allowed) and a unit; a bare number is seconds.
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
 
 # Raised when a message's layout changes incompatibly; a reader refuses other versions.
 CONTRACT_VERSION: Final = 1
@@ -26,16 +27,25 @@ class ContractError(ValueError):
 class DriftThresholds(BaseModel):
     """The drift decision rule's parameters (a ``DriftPolicy``'s thresholds and window minimum).
 
+    Read by field name (``p_value``) or by the DriftPolicy's camelCase name (``pValue``).
+    Unknown keys are ignored, so an operator reads the summary of a newer check that carries one
+    more threshold; input typed by people is validated with ``extra="forbid"`` instead.
     Source: the rule of ``driftline.drift`` (PSI and a Benjamini-Hochberg corrected test).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", alias_generator=to_camel, populate_by_name=True
+    )
 
-    psi: float = Field(0.2, gt=0, description="A feature's PSI must exceed this to drift.")
+    psi: float = Field(
+        0.2, gt=0, allow_inf_nan=False, description="A feature's PSI must exceed this to drift."
+    )
     p_value: float = Field(
         0.05, gt=0, lt=1, description="False discovery rate of the Benjamini-Hochberg step."
     )
-    prediction_psi: float = Field(0.2, gt=0, description="PSI threshold of the predictions.")
+    prediction_psi: float = Field(
+        0.2, gt=0, allow_inf_nan=False, description="PSI threshold of the predictions."
+    )
     min_samples: int = Field(500, ge=1, description="Fewer current rows: insufficient data.")
 
 

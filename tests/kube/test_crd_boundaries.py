@@ -30,7 +30,6 @@ from driftline.api.v1alpha1 import (
     LastCheck,
     ModelDeploymentSpec,
 )
-from driftline.durations import parse_duration
 from driftline_cli import drift_cmd, train_cmd
 from driftline_cli.main import build_parser
 from driftline_cli.settings import CliSettings
@@ -414,7 +413,7 @@ def consume_drift_policy(api: kubernetes.client.ApiClient, dp: dict[str, Any]) -
     decide_retrain(
         LastCheck(drifted=True),
         enabled=retrain.enabled,
-        cooldown=parse_duration(retrain.cooldown, allow_zero=True),
+        cooldown=retrain.cooldown_period(),
         last_retrain_at=now - timedelta(seconds=1),
         training_running=False,
         now=now,

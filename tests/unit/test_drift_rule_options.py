@@ -25,6 +25,9 @@ def test_the_rule_travels_as_one_object_and_an_option_overrides_its_field() -> N
     assert overridden == rule.model_copy(update={"p_value": 0.1})
     # With nothing named, DriftThresholds' defaults and a one-hour window apply.
     assert decision_rule(parse()) == (DriftThresholds(), 3600.0)
+    # The DriftPolicy's own spelling reads too (pValue, predictionPsi, minSamples).
+    camel = '{"psi": 0.3, "pValue": 0.01, "predictionPsi": 0.25, "minSamples": 300}'
+    assert decision_rule(parse("--thresholds", camel))[0] == rule
     assert decision_rule(parse("--min-samples", "7", "--last", "10")) == (
         DriftThresholds(min_samples=7),
         None,
@@ -37,6 +40,8 @@ def test_the_rule_travels_as_one_object_and_an_option_overrides_its_field() -> N
         (("--thresholds", '{"p_value": 1}'), "--thresholds: p_value: Input should be less than 1"),
         (("--thresholds", '{"psi": 0.2, "alpha": 1}'), "--thresholds: alpha: Extra inputs are"),
         (("--thresholds", "{"), "--thresholds: Invalid JSON"),
+        (("--thresholds", '{"pvalue": 0.1}'), "--thresholds: pvalue: Extra inputs are"),
+        (("--thresholds", '{"psi": Infinity}'), "--thresholds: psi: Input should be a finite"),
         (("--p-value", "2"), "--p-value: Input should be less than 1"),
         (("--min-samples", "0"), "--min-samples: Input should be greater than or equal to 1"),
         (("--lookback", "soon"), "--lookback: not a positive duration: 'soon'"),
@@ -48,3 +53,8 @@ def test_a_refused_rule_is_one_line_naming_the_option(args: tuple[str, ...], mes
         decision_rule(parse(*args))
     assert str(refused.value).startswith(message), refused.value
     assert "\n" not in str(refused.value)
+
+
+def test_a_summary_from_a_newer_check_with_one_more_threshold_still_reads() -> None:
+    newer = '{"psi": 0.2, "p_value": 0.05, "prediction_psi": 0.2, "min_samples": 5, "min_ks": 1}'
+    assert DriftThresholds.model_validate_json(newer) == DriftThresholds(min_samples=5)

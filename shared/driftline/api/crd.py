@@ -83,7 +83,10 @@ def _resolved(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             raise SchemaError(f"a union has no structural form: {options}")
         del node["anyOf"]
         node = {**real[0], **node}
-    (only,) = node.pop("allOf", [{}])
+    parts = node.pop("allOf", [{}])
+    if len(parts) != 1:
+        raise SchemaError(f"an allOf of {len(parts)} schemas has no structural form")
+    (only,) = parts
     node = {**only, **node}
     ref = node.pop("$ref", None)
     if ref is not None:

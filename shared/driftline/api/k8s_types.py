@@ -9,7 +9,7 @@ models accept every value it admits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -28,7 +28,6 @@ DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-
 CONFIG_KEY = r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"
 # A quantity as Kubernetes writes it: 250m, 1.5, 512Mi, 1e3 (no sign: requests are never < 0).
 QUANTITY = r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE]\+?[0-9]+))?$"
-RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
 # An image reference: anything without whitespace (the runtime resolves it).
 IMAGE = r"^\S+$"
 
@@ -49,10 +48,11 @@ Quantity = Annotated[
     WithJsonSchema(_QUANTITY_SCHEMA),
 ]
 ResourceName = Literal["cpu", "memory", "ephemeral-storage"]
+RESOURCE_NAMES: tuple[str, ...] = get_args(ResourceName)
 
 
 class ApiModel(BaseModel):
-    """Base of every API type: camelCase on the wire, snake_case in Python, unknown fields kept.
+    """Base of every API type: camelCase on the wire, snake_case in Python, unknown fields ignored.
 
     Unknown fields are ignored rather than refused: the API server prunes them before they
     reach the operator, and a newer CRD's field must not break an older operator.
@@ -79,8 +79,8 @@ def resource_list(description: str) -> Any:
         description=description,
         max_length=len(RESOURCE_NAMES),
         json_schema_extra=cel(
-            "self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'])",
-            "resources are cpu, memory and ephemeral-storage",
+            f"self.all(k, k in {list(RESOURCE_NAMES)})",
+            f"resources are {', '.join(RESOURCE_NAMES[:-1])} and {RESOURCE_NAMES[-1]}",
         ),
     )
 

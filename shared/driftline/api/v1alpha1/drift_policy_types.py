@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 
 from driftline.api.k8s_types import (
@@ -62,10 +64,6 @@ class Window(ApiModel):
         _RULE.min_samples, ge=1, description="Fewer rows means insufficient data, not drift."
     )
 
-    def lookback_seconds(self) -> float:
-        """The lookback in seconds."""
-        return parse_duration(self.lookback).total_seconds()
-
 
 class Thresholds(ApiModel):
     """The drift decision rule (defaults: ``driftline.job_contracts.DriftThresholds``)."""
@@ -105,9 +103,9 @@ class Retrain(ApiModel):
         "Requests and limits of the training container.",
     )
 
-    def cooldown_seconds(self) -> float:
-        """The cooldown in seconds (0: none)."""
-        return parse_duration(self.cooldown, allow_zero=True).total_seconds()
+    def cooldown_period(self) -> timedelta:
+        """The least time between two training Jobs (zero: none)."""
+        return parse_duration(self.cooldown, allow_zero=True)
 
 
 class DriftPolicySpec(ApiModel):

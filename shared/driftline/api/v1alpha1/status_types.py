@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from driftline.api.k8s_types import ApiModel, Condition, conditions_field
@@ -20,11 +22,16 @@ class ChallengerStatus(VariantStatus):
     traffic_percent: int | None = Field(None, description="Percent of requests routed to it.")
 
 
+PromotionOutcome = Literal["Promoted", "Rejected", "Failed", "Waiting"]
+
+
 class PromotionDecision(ApiModel):
     """The latest promotion decision."""
 
     time: str | None = Field(None, description="When it was taken (RFC 3339).")
-    outcome: str | None = Field(None, description="Promoted, Rejected, Failed or Waiting.")
+    outcome: PromotionOutcome | None = Field(
+        None, description="Promoted, Rejected, Failed or Waiting."
+    )
     reason: str | None = Field(None, description="Why, in one line.")
     from_version: str | None = Field(None, description="Champion before.")
     to_version: str | None = Field(None, description="Candidate version.")
@@ -56,9 +63,14 @@ class LastCheck(ApiModel):
 
     job: str | None = Field(None, description="The drift-check Job.")
     time: str | None = Field(None, description="When it finished (RFC 3339).")
-    state: str | None = Field(None, description="Succeeded or Failed.")
-    status: str | None = Field(
-        None, description="The check's status (ok, drift, insufficient_data)."
+    state: Literal["Succeeded", "Failed"] | None = Field(None, description="Succeeded or Failed.")
+    failure: Literal["DriftCheckFailed", "DriftSummaryUnreadable"] | None = Field(
+        None,
+        description="Why a Failed check failed: the Job failed, or its termination message is"
+        " not a DriftCheckSummary (the Degraded condition's reason).",
+    )
+    status: Literal["drift", "no_drift", "insufficient_data"] | None = Field(
+        None, description="The check's answer (drift, no_drift, insufficient_data)."
     )
     drifted: bool | None = Field(None, description="Whether drift was found.")
     reason: str | None = Field(None, description="The decision's reason.")
