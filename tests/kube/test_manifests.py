@@ -239,16 +239,21 @@ def test_values_schema_rejects(helm: Any, bad: str, field: str) -> None:
 @pytest.mark.usefixtures("crds")
 def test_helm_install_dry_run_prints_notes(kube_cluster: KubeCluster, namespace: str) -> None:
     """``helm install --dry-run=server`` against the real API server (its version checked
-    against the chart's kubeVersion) renders NOTES.txt with the next steps."""
+    against the chart's kubeVersion) renders NOTES.txt with the next steps.
+
+    The release has a name of its own: other tests of the tier create the cluster-scoped
+    ClusterRole ``driftline-operator`` (k8s/base/rbac.yaml), which Helm would refuse to adopt.
+    """
+    release = "notes-driftline"
     proc = _run(
-        [_tool(kube_cluster, "helm"), "install", "driftline", str(CHART), "--namespace",
+        [_tool(kube_cluster, "helm"), "install", release, str(CHART), "--namespace",
          namespace, "--dry-run=server", "--kubeconfig", str(kube_cluster.kubeconfig),
          "--set", "mlflow.enabled=true"]
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     notes = proc.stdout.split("NOTES:", 1)[1]
-    assert f"-n {namespace} rollout status deployment/driftline-operator" in notes, notes
-    assert f"http://driftline-mlflow.{namespace}:5000" in notes, notes
+    assert f"-n {namespace} rollout status deployment/{release}-operator" in notes, notes
+    assert f"http://{release}-mlflow.{namespace}:5000" in notes, notes
     assert "WARNING" in notes, "the emptyDir stores must be called out"
     assert "driftline.dev/promote" in notes, notes
 
