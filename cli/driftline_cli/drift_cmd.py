@@ -57,7 +57,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     live.add_argument("--version", help="model version (default: the champion)")
     live.add_argument("--log-store", help="inference log store URL (sqlite:///..., postgresql://)")
     window = live.add_mutually_exclusive_group()
-    window.add_argument("--lookback", help="window: rows newer than this (90s, 15m, 1h; 1h)")
+    window.add_argument("--lookback", help="window: rows newer than this (90s, 15m, 1h, 2d; 1h)")
     window.add_argument("--last", type=int, help="window: the newest N rows")
     _add_rule_arguments(parser)
     out = parser.add_argument_group("output")

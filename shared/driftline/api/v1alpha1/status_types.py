@@ -88,7 +88,9 @@ class LastRetrain(ApiModel):
 
     job: str | None = Field(None, description="Training Job name.")
     started_at: str | None = Field(None, description="When it was created (RFC 3339).")
-    state: str | None = Field(None, description="Running, Succeeded or Failed.")
+    state: Literal["Running", "Succeeded", "Failed"] | None = Field(
+        None, description="Running, Succeeded or Failed."
+    )
     registered_version: str | None = Field(
         None,
         description="Model version the Job registered as challenger (from its termination"
