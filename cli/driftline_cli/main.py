@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from driftline.exit_codes import INTERRUPTED, UNEXPECTED, USAGE
 from driftline_cli.output import fail
@@ -40,9 +41,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with the CLI's error style: one line naming the command, exit 2 (no usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``driftline: error: <command>: <message>`` and exit with USAGE."""
+        command = self.prog.removeprefix("driftline").strip()
+        where = f"{command}: " if command else ""
+        hint = f" (driftline {command} --help)" if command else " (driftline --help)"
+        fail(f"{where}{message}{hint}", USAGE)
+        sys.exit(USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The full parser with every subcommand's arguments."""
-    parser = argparse.ArgumentParser(
+    """The full parser with every subcommand's arguments; errors are one line (exit 2)."""
+    parser = OneLineParser(
         prog="driftline",
         description="Driftline: deploy, watch for drift, retrain and promote tabular models.",
     )
