@@ -33,8 +33,9 @@ class DriftThresholds(BaseModel):
     Source: the rule of ``driftline.drift`` (PSI and a Benjamini-Hochberg corrected test).
     """
 
+    # strict: a JSON true is not the number 1, nor 2.5 a count of rows.
     model_config = ConfigDict(
-        frozen=True, extra="ignore", alias_generator=to_camel, populate_by_name=True
+        frozen=True, extra="ignore", alias_generator=to_camel, populate_by_name=True, strict=True
     )
 
     psi: float = Field(

@@ -42,6 +42,8 @@ def test_the_rule_travels_as_one_object_and_an_option_overrides_its_field() -> N
         (("--thresholds", "{"), "--thresholds: Invalid JSON"),
         (("--thresholds", '{"pvalue": 0.1}'), "--thresholds: pvalue: Extra inputs are"),
         (("--thresholds", '{"psi": Infinity}'), "--thresholds: psi: Input should be a finite"),
+        (("--thresholds", '{"min_samples": true}'), "--thresholds: min_samples: Input should be"),
+        (("--thresholds", '{"min_samples": 2.5}'), "--thresholds: min_samples: Input should be"),
         (("--p-value", "2"), "--p-value: Input should be less than 1"),
         (("--min-samples", "0"), "--min-samples: Input should be greater than or equal to 1"),
         (("--lookback", "soon"), "--lookback: not a positive duration: 'soon'"),
