@@ -83,12 +83,6 @@ def _add_rule_arguments(parser: argparse.ArgumentParser) -> None:
         help='the whole rule as one JSON object, e.g. {"psi": 0.2, "p_value": 0.05,'
         ' "prediction_psi": 0.2, "min_samples": 500}; the options below override its fields',
     )
-    helps = {
-        "psi": "feature PSI",
-        "p_value": "BH false discovery rate",
-        "prediction_psi": "prediction PSI",
-        "min_samples": "fewer rows: insufficient data",
-    }
     for name, option in OPTIONS.items():
         info = DriftThresholds.model_fields[name]
         rule.add_argument(
@@ -96,7 +90,7 @@ def _add_rule_arguments(parser: argparse.ArgumentParser) -> None:
             dest=name,
             metavar=name.upper(),
             type=int if info.annotation is int else float,
-            help=f"{helps[name]} ({info.default})",
+            help=f"{info.description} ({info.default})",
         )
 
 

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from driftline.api.v1alpha1 import (
-    DriftPolicySpec,
     LastCheck,
     LastRetrain,
     ModelDeploymentSpec,
@@ -117,7 +116,7 @@ def _status_block(block: LastCheck | LastRetrain) -> dict[str, Any] | None:
 
 def _maybe_retrain(
     kube: Kube,
-    dp: specs.CustomObject[DriftPolicySpec],
+    dp: specs.DriftPolicyObject,
     md_spec: ModelDeploymentSpec,
     check: LastCheck,
     last_retrain: LastRetrain,

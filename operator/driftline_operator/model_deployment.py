@@ -12,7 +12,6 @@ from typing import Any
 from driftline.api.v1alpha1 import ChallengerStatus, VariantStatus
 from driftline_operator import names, specs
 from driftline_operator.builders.children import desired_children
-from driftline_operator.builders.serving import ModelDeploymentObject
 from driftline_operator.conditions import (
     DEGRADED,
     PROGRESSING,
@@ -25,6 +24,7 @@ from driftline_operator.kube import Kube
 from driftline_operator.mlflow_rest import Aliases
 from driftline_operator.outcome import Event, Outcome
 from driftline_operator.promotion_flow import PromotionFlow
+from driftline_operator.specs import ModelDeploymentObject
 
 
 class NoChampionError(Exception):

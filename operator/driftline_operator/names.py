@@ -90,9 +90,12 @@ class Owner:
         """The owner identity of a ModelDeployment or DriftPolicy body (KeyError if partial)."""
         meta = body["metadata"]
         return cls(
-            body.get("apiVersion", API_VERSION), body["kind"], meta["name"], meta["namespace"],
-            meta["uid"],
-        )  # fmt: skip
+            api_version=body.get("apiVersion", API_VERSION),
+            kind=body["kind"],
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta["uid"],
+        )
 
     def reference(self) -> dict[str, Any]:
         """The controller owner reference to this resource (garbage collection)."""

@@ -31,6 +31,10 @@ class CustomObject(Generic[S]):
     generation: int
 
 
+ModelDeploymentObject = CustomObject[ModelDeploymentSpec]
+DriftPolicyObject = CustomObject[DriftPolicySpec]
+
+
 def parse(body: dict[str, Any], model: type[S]) -> CustomObject[S]:
     """``body`` (a custom resource as read from the API) with its spec parsed as ``model``.
 
@@ -46,11 +50,11 @@ def parse(body: dict[str, Any], model: type[S]) -> CustomObject[S]:
     return CustomObject(Owner.of(body), spec, int(body["metadata"].get("generation", 0)))
 
 
-def model_deployment(body: dict[str, Any]) -> CustomObject[ModelDeploymentSpec]:
+def model_deployment(body: dict[str, Any]) -> ModelDeploymentObject:
     """A ModelDeployment body, typed (InvalidSpecError on a refused spec)."""
     return parse(body, ModelDeploymentSpec)
 
 
-def drift_policy(body: dict[str, Any]) -> CustomObject[DriftPolicySpec]:
+def drift_policy(body: dict[str, Any]) -> DriftPolicyObject:
     """A DriftPolicy body, typed (InvalidSpecError on a refused spec)."""
     return parse(body, DriftPolicySpec)

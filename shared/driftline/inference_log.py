@@ -111,12 +111,13 @@ def open_writer(url: str) -> Callable[[Sequence[LogRecord]], None]:
     except (OSError, sa.exc.ArgumentError, sa.exc.OperationalError) as exc:
         reason = getattr(exc, "strerror", None) or str(getattr(exc, "orig", None) or exc)
         raise ValueError(f"cannot open the inference log: {reason}") from exc
-    schema_ready: list[bool] = []
+    # SQLite's table was made above; a server's is made by the first write that reaches it.
+    schema_ready = [engine.dialect.name == "sqlite"]
 
     def write(records: Sequence[LogRecord]) -> None:
-        if not schema_ready:
+        if not schema_ready[0]:
             create_schema(engine)
-            schema_ready.append(True)
+            schema_ready[0] = True
         insert_batch(engine, records)
 
     return write

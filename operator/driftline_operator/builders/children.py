@@ -7,8 +7,8 @@ from typing import Any
 
 from driftline_operator import names
 from driftline_operator.builders import router, serving
-from driftline_operator.builders.serving import ModelDeploymentObject
 from driftline_operator.settings import OperatorSettings
+from driftline_operator.specs import ModelDeploymentObject
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,7 @@ from driftline.api.v1alpha1 import DriftPolicySpec, ModelDeploymentSpec
 from driftline_operator import names
 from driftline_operator.builders import pods
 from driftline_operator.settings import OperatorSettings
-from driftline_operator.specs import CustomObject
-
-DriftPolicyObject = CustomObject[DriftPolicySpec]
+from driftline_operator.specs import DriftPolicyObject
 
 TERMINATION_LOG = "/dev/termination-log"
 # Job names become a label value (job-name) on their Pods: 63 characters at most.

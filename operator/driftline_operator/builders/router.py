@@ -10,9 +10,10 @@ from typing import Any
 
 from driftline_operator import names
 from driftline_operator.builders import pods
-from driftline_operator.builders.serving import ModelDeploymentObject, build_service
+from driftline_operator.builders.serving import build_service
 from driftline_operator.names import Owner
 from driftline_operator.settings import OperatorSettings
+from driftline_operator.specs import ModelDeploymentObject
 
 SPLIT_VOLUME = "split"
 

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from driftline.api.v1alpha1 import ModelDeploymentSpec
 from driftline_operator import names
 from driftline_operator.builders import pods
 from driftline_operator.names import Owner
 from driftline_operator.settings import OperatorSettings
-from driftline_operator.specs import CustomObject
-
-ModelDeploymentObject = CustomObject[ModelDeploymentSpec]
+from driftline_operator.specs import ModelDeploymentObject
 
 
 def variant_labels(md_name: str, variant: str) -> dict[str, str]:
