@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
@@ -28,6 +29,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
 )
 
@@ -47,6 +49,9 @@ JSON = b"application/json"
 # A 500 is not among them: it is the challenger failing on this request, which its error rate
 # must show rather than the champion hide.
 CANNOT_SERVE = {502: "bad_gateway", 503: "unavailable", 504: "timeout"}
+# Upstream latency buckets, seconds: fine below 100 ms, where the p95 latency gates of a
+# rollout usually sit, and up to the default upstream timeout.
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -115,8 +120,38 @@ class Router:
             ["reason"],
             registry=self.registry,
         )
+        # Per-variant health as the router saw it: what rollout analysis reads (the operator
+        # scrapes these, or queries Prometheus for them).
+        calls = Counter(
+            "driftline_router_upstream_requests_total",
+            "Requests sent to each variant's upstream, answered or not.",
+            ["variant"],
+            registry=self.registry,
+        )
+        errors = Counter(
+            "driftline_router_upstream_errors_total",
+            "Upstream calls that failed (reason: server_error for a 5xx answer, timeout,"
+            " unreachable).",
+            ["variant", "reason"],
+            registry=self.registry,
+        )
+        latency = Histogram(
+            "driftline_router_upstream_latency_seconds",
+            "Time from sending a request to a variant to its answer (or the timeout), seconds.",
+            ["variant"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         # Children made once, here: the request path only looks them up.
-        self.answered = {variant: requests.labels(variant) for variant in (CHAMPION, CHALLENGER)}
+        variants = (CHAMPION, CHALLENGER)
+        self.answered = {variant: requests.labels(variant) for variant in variants}
+        self.calls = {variant: calls.labels(variant) for variant in variants}
+        self.latency = {variant: latency.labels(variant) for variant in variants}
+        self.errors = {
+            (variant, reason): errors.labels(variant, reason)
+            for variant in variants
+            for reason in ("server_error", "timeout", "unreachable")
+        }
         self.fallback_unreachable = fallbacks.labels("unreachable")
         self.fallback_timeout = fallbacks.labels("timeout")
         self.fallback_for_status = {
@@ -222,8 +257,24 @@ class Router:
     async def _post(
         self, variant: str, path: str, body: bytes, request_id: str
     ) -> tuple[int, bytes]:
+        """One upstream call, counted and timed for the variant's health."""
         headers = {"content-type": "application/json", "x-request-id": request_id}
-        return await self.pools[variant].post(path, body, headers)
+        self.calls[variant].inc()
+        started = time.perf_counter()
+        try:
+            answer = await self.pools[variant].post(path, body, headers)
+        except UpstreamTimeout:
+            self.latency[variant].observe(time.perf_counter() - started)
+            self.errors[variant, "timeout"].inc()
+            raise
+        except UpstreamUnavailable:
+            # Not timed: a refused connection says nothing about the model's speed.
+            self.errors[variant, "unreachable"].inc()
+            raise
+        self.latency[variant].observe(time.perf_counter() - started)
+        if answer[0] >= 500:
+            self.errors[variant, "server_error"].inc()
+        return answer
 
 
 def create_router(settings: RouterSettings) -> Router:

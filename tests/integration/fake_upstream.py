@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socketserver
 import threading
+import time
 
 import orjson
 
@@ -19,6 +20,8 @@ import orjson
 #   "hang"     read the request and never answer (until the fake is stopped)
 #   "garbage"  send bytes that are not HTTP, more than the router reads as a header, then close
 #   "<code>"   answer that HTTP status with a JSON error body (keep-alive), e.g. "502", "504"
+# and, on "ok", ``fail_every`` > 0 answers every n-th request 500 (a challenger failing a
+# share of requests) and ``delay`` seconds are slept before each answer (a slow challenger).
 OK_BODY = orjson.dumps(
     {"variant": "challenger", "version": "fake", "prediction": 0, "probability": 0.1}
 )
@@ -35,6 +38,8 @@ class FakeUpstream(socketserver.ThreadingTCPServer):
         """Listen on a free loopback port; call ``start`` to serve."""
         super().__init__(("127.0.0.1", 0), _Handler)
         self.behaviour = behaviour
+        self.fail_every = 0
+        self.delay = 0.0
         self.requests = 0
         self.stopping = threading.Event()
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
@@ -69,6 +74,11 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.wfile.write(b"x" * 70_000)
                 return
             status, body = 200, OK_BODY
+            if self.server.delay:
+                time.sleep(self.server.delay)
+            every = self.server.fail_every
+            if behaviour == "ok" and every and self.server.requests % every == 0:
+                behaviour = "500"
             if behaviour != "ok":
                 status = int(behaviour)
                 body = orjson.dumps({"error": "fake", "message": f"the fake answers {status}"})
