@@ -14,5 +14,7 @@ QUALITY_GATE = 5
 REGISTRY = 6
 MLFLOW_UNAVAILABLE = 7
 LOG_STORE = 8
+# The Kubernetes API server refused the request, is unreachable, or the object is missing.
+KUBERNETES = 9
 # Stopped by Ctrl-C (SIGINT): the shell's 128 + signal number.
 INTERRUPTED = 130

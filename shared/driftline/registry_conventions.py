@@ -12,3 +12,6 @@ CHALLENGER = "challenger"
 VARIANTS = (CHAMPION, CHALLENGER)
 # Training logs its held-out test metrics as ``test_<metric>``; promotion compares those.
 METRIC_PREFIX = "test_"
+# Set on a model version whose rollout was aborted (the value says why): the operator does not
+# roll that version out again until `driftline retry` removes the tag.
+REJECTED_TAG = "driftline.rejected"

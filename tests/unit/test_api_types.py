@@ -58,6 +58,7 @@ def test_generated_schema_is_structural(resource: ResourceKind) -> None:
             "model": {"name": "m", "trackingUri": "http://m",
                       "credentialsSecretRef": {"name": "c"}},
             "serving": {"autoscaling": {}}, "logging": {"storeRef": {"secretName": "s"}},
+            "rollout": {"steps": [{"challengerPercent": 10}]},
         }),
         (DriftPolicySpec, {"modelDeploymentRef": {"name": "m"}}),
     ],

@@ -19,6 +19,7 @@ from driftline.api.v1alpha1.drift_policy_types import (
 )
 from driftline.api.v1alpha1.model_deployment_types import (
     MODEL_DEPLOYMENT_NAME,
+    Analysis,
     Autoscaling,
     CredentialsSecretRef,
     EnvVar,
@@ -27,18 +28,23 @@ from driftline.api.v1alpha1.model_deployment_types import (
     ModelDeploymentSpec,
     ModelRef,
     Promotion,
+    Rollout,
+    RolloutStep,
     Router,
     Serving,
     Traffic,
 )
 from driftline.api.v1alpha1.status_types import (
+    AnalysisResult,
     ChallengerStatus,
     DriftPolicyStatus,
+    Gate,
     LastCheck,
     LastRetrain,
     ModelDeploymentStatus,
     PromotionDecision,
     PromotionStatus,
+    RolloutStatus,
     VariantStatus,
 )
 
@@ -49,12 +55,15 @@ __all__ = [
     "MODEL_DEPLOYMENT",
     "RESOURCES",
     "VERSION",
+    "Analysis",
+    "AnalysisResult",
     "Autoscaling",
     "ChallengerStatus",
     "CredentialsSecretRef",
     "DriftPolicySpec",
     "DriftPolicyStatus",
     "EnvVar",
+    "Gate",
     "LastCheck",
     "LastRetrain",
     "LogStoreRef",
@@ -67,6 +76,9 @@ __all__ = [
     "PromotionDecision",
     "PromotionStatus",
     "Retrain",
+    "Rollout",
+    "RolloutStatus",
+    "RolloutStep",
     "Router",
     "Serving",
     "Thresholds",
@@ -102,6 +114,10 @@ MODEL_DEPLOYMENT = ResourceKind(
             ".status.challenger.trafficPercent",
             "Percent of requests sent to the challenger.",
         ),
+        printer_column(
+            "Rollout", "string", ".status.rollout.phase", "Phase of the step-wise rollout."
+        ),
+        printer_column("Step", "string", ".status.rollout.position", "Rollout step of steps."),
         printer_column(
             "Ready",
             "string",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
@@ -17,6 +19,7 @@ from driftline.api.k8s_types import (
     nested,
     resources_field,
 )
+from driftline.durations import parse_duration
 
 # MLflow refuses '/', ':' and path-like names; a leading '-' would read as a CLI option.
 MODEL_NAME = r"^[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?$"
@@ -38,6 +41,8 @@ RESERVED_ENV = (
     "MLFLOW_TRACKING_PASSWORD",
 )
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+# A step's pause and the analysis interval: integer and unit, positive (durations.py parses it).
+PAUSE = r"^[1-9][0-9]{0,6}[smh]$"
 
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=MODEL_NAME)]
 
@@ -218,6 +223,98 @@ class Logging(ApiModel):
     store_ref: LogStoreRef | None = None
 
 
+class RolloutStep(ApiModel):
+    """One canary step: a challenger share held for a pause while analysis runs."""
+
+    challenger_percent: int = Field(
+        ge=1, le=100, description="Percent of request ids hashed to the challenger in this step."
+    )
+    pause: str | None = Field(
+        None,
+        pattern=PAUSE,
+        description="How long the step lasts (90s, 5m, 1h) before it may advance; unset: the"
+        " step waits for the annotation driftline.dev/promote (`driftline promote"
+        " --deployment`).",
+    )
+
+    def pause_period(self) -> timedelta | None:
+        """The pause as a timedelta; None for a step that waits for a person."""
+        return None if self.pause is None else parse_duration(self.pause)
+
+
+class Rollout(ApiModel):
+    """Step-wise canary of each new challenger: shares rise while the analysis passes."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            # Kubernetes CEL's lists library: sorted, and no share twice, is strictly rising.
+            "self.steps.map(s, s.challengerPercent).isSorted() && self.steps.all(s,"
+            " self.steps.exists_one(t, t.challengerPercent == s.challengerPercent))",
+            "steps' challengerPercent must rise from step to step",
+        )
+    )
+
+    steps: list[RolloutStep] = Field(
+        min_length=1,
+        max_length=20,
+        description="The steps in order; challengerPercent must rise from step to step.",
+    )
+    failure_limit: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="Failed analyses in a row that abort the rollout (1: the first failure).",
+    )
+
+    @model_validator(mode="after")
+    def _rising(self) -> Rollout:
+        percents = [step.challenger_percent for step in self.steps]
+        if any(later <= earlier for earlier, later in pairwise(percents)):
+            raise ValueError(f"steps' challengerPercent must rise, got {percents}")
+        return self
+
+
+class Analysis(ApiModel):
+    """Gates every analysis of a rollout step checks, on the step's window so far."""
+
+    interval: str = Field(
+        "30s", pattern=PAUSE, description="How often a step is analysed (90s, 5m)."
+    )
+    min_requests: int = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description="Challenger requests a step needs before it can pass (fewer: inconclusive,"
+        " the step holds).",
+    )
+    max_error_rate: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Highest challenger error rate (5xx, timeouts, unreachable as the router saw"
+        " them).",
+    )
+    max_error_rate_increase: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Highest challenger error rate above the champion's on the same window.",
+    )
+    max_latency_p95_ms: float = Field(
+        250, gt=0, description="Highest challenger p95 upstream latency, milliseconds."
+    )
+    max_latency_p95_increase_ms: float = Field(
+        50,
+        ge=0,
+        description="Highest challenger p95 latency above the champion's on the same window,"
+        " milliseconds (an increase rather than a ratio: at a few milliseconds a ratio is noise).",
+    )
+
+    def interval_period(self) -> timedelta:
+        """The analysis interval as a timedelta."""
+        return parse_duration(self.interval)
+
+
 class ModelDeploymentSpec(ApiModel):
     """What to serve; the operator never writes it."""
 
@@ -228,4 +325,12 @@ class ModelDeploymentSpec(ApiModel):
     )
     traffic: Traffic = nested(Traffic, "How requests are split between champion and challenger.")
     promotion: Promotion = nested(Promotion, "When the challenger replaces the champion.")
+    rollout: Rollout | None = Field(
+        None,
+        description="Step-wise canary of each new challenger; unset: traffic.challengerPercent"
+        " holds until promotion.",
+    )
+    analysis: Analysis = nested(
+        Analysis, "Gates every analysis of a rollout step checks, on the step's window so far."
+    )
     logging: Logging | None = None

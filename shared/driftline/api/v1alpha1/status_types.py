@@ -46,6 +46,54 @@ class PromotionStatus(ApiModel):
     last_decision: PromotionDecision | None = None
 
 
+RolloutPhase = Literal["Progressing", "Analysing", "Paused", "Aborted", "Promoted"]
+Verdict = Literal["Passed", "Failed", "Inconclusive"]
+
+
+class Gate(ApiModel):
+    """One gate of an analysis: what was measured against what bound."""
+
+    name: str = Field(description="The gate, e.g. errorRate, latencyP95Ratio, requests.")
+    value: float | None = Field(None, description="Measured value (absent: not measurable).")
+    threshold: float | None = Field(None, description="The bound it is checked against.")
+    verdict: Verdict = Field(description="Passed, Failed or Inconclusive.")
+    message: str | None = Field(None, description="The comparison in words.")
+
+
+class AnalysisResult(ApiModel):
+    """One analysis of a step's window."""
+
+    time: str | None = Field(None, description="When it ran (RFC 3339).")
+    verdict: Verdict | None = Field(
+        None, description="Failed if any gate failed, else Inconclusive if any was, else Passed."
+    )
+    window_seconds: float | None = Field(None, description="Length of the window analysed.")
+    gates: list[Gate] | None = Field(None, description="Every gate, in evaluation order.")
+
+
+class RolloutStatus(ApiModel):
+    """Where the step-wise rollout of the current challenger is (spec.rollout)."""
+
+    version: str | None = Field(None, description="Challenger version being rolled out.")
+    phase: RolloutPhase | None = Field(
+        None, description="Progressing, Analysing, Paused, Aborted or Promoted."
+    )
+    step: int | None = Field(None, description="Index of the current step (0-based).")
+    steps: int | None = Field(None, description="Number of steps.")
+    position: str | None = Field(None, description="Step of steps, 1-based (2/4).")
+    percent: int | None = Field(None, description="Challenger share now applied, percent.")
+    step_started_at: str | None = Field(None, description="When the step started (RFC 3339).")
+    failures: int | None = Field(None, description="Failed analyses in a row.")
+    message: str | None = Field(None, description="Why the rollout is where it is.")
+    last_analysis: AnalysisResult | None = None
+    handled_abort: str | None = Field(
+        None, description="Last value of the driftline.dev/abort annotation acted on."
+    )
+    handled_retry: str | None = Field(
+        None, description="Last value of the driftline.dev/retry annotation acted on."
+    )
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state, written by the operator only."""
 
@@ -55,6 +103,7 @@ class ModelDeploymentStatus(ApiModel):
     champion: VariantStatus | None = Field(None, description="The champion variant.")
     challenger: ChallengerStatus | None = None
     promotion: PromotionStatus | None = None
+    rollout: RolloutStatus | None = None
     conditions: list[Condition] | None = conditions_field("Ready, Progressing and Degraded.")
 
 
