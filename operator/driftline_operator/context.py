@@ -10,14 +10,16 @@ from driftline_operator.health import HealthSource
 from driftline_operator.kube import Kube
 from driftline_operator.mlflow_rest import MlflowRest
 from driftline_operator.settings import OperatorSettings
+from driftline_operator.traffic import TrafficSource
 
 
 @dataclass(frozen=True)
 class Context:
-    """The API server, MLflow, settings, the online health source and the clock."""
+    """The API server, MLflow, settings, the online health sources and the clock."""
 
     kube: Kube
     mlflow: MlflowRest
     settings: OperatorSettings
     health: HealthSource | None
+    traffic: TrafficSource
     now: Callable[[], datetime]

@@ -22,7 +22,7 @@ import kopf
 import kubernetes
 from prometheus_client import start_http_server
 
-from driftline_operator import drift_policy, model_deployment, names, specs
+from driftline_operator import drift_policy, model_deployment, names, rollout, specs
 from driftline_operator.conditions import degraded_status
 from driftline_operator.context import Context
 from driftline_operator.health import InferenceLogHealth
@@ -31,6 +31,7 @@ from driftline_operator.metrics import OperatorMetrics, operator_metrics
 from driftline_operator.mlflow_rest import MlflowNotFoundError, MlflowRest, MlflowUnavailableError
 from driftline_operator.outcome import Outcome
 from driftline_operator.peering import TIEBREAKS, seniority_priority
+from driftline_operator.router_scrape import RouterScrape
 from driftline_operator.settings import OperatorSettings
 
 MD = (names.GROUP, names.VERSION, names.MODEL_DEPLOYMENTS)
@@ -56,7 +57,9 @@ def build_registry(
     """Register every handler with the intervals and clients from ``settings``."""
     registry = kopf.OperatorRegistry()
     health = InferenceLogHealth(settings.health_log_store) if settings.health_log_store else None
-    context = Context(kube, MlflowRest(settings.mlflow_timeout_seconds), settings, health, now)
+    traffic = RouterScrape(kube, settings.scrape_timeout_seconds)
+    mlflow = MlflowRest(settings.mlflow_timeout_seconds)
+    context = Context(kube, mlflow, settings, health, traffic, now)
     peering_lifetime = settings.peering_lifetime_seconds
 
     @kopf.on.startup(registry=registry)
@@ -88,10 +91,22 @@ def build_registry(
             lambda fresh: model_deployment.reconcile(context, fresh, converge=True),
         )
 
+    def rollout_active(status: kopf.Status, **_: Any) -> bool:
+        return (status.get("rollout") or {}).get("phase") in rollout.ACTIVE
+
     @kopf.timer(
         *MD,
+        id="resync",
         interval=settings.resolve_interval_seconds,
         initial_delay=settings.resolve_interval_seconds,
+        registry=registry,
+    )
+    # A step-wise rollout in progress is analysed and stepped more often than the resync.
+    @kopf.timer(
+        *MD,
+        id="rollout",
+        interval=settings.rollout_interval_seconds,
+        when=rollout_active,
         registry=registry,
     )
     def model_deployment_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:

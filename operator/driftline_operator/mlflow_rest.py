@@ -1,8 +1,10 @@
-"""Read-only MLflow registry calls over its REST API (urllib, no mlflow import).
+"""MLflow registry calls over its REST API (urllib, no mlflow import).
 
 Importing the mlflow client costs about 130 MB of RSS, most of the operator's budget; the
-operator only needs two reads, so it speaks HTTP itself. Writes (promotion) go through
-``driftline promote`` in a subprocess (see ``promoter.py``).
+operator only needs a few reads and the rejected tag of a version, so it speaks HTTP itself.
+Alias moves go through ``driftline promote`` in a subprocess (see ``promoter.py``): they need
+the registry's check-and-set.
+Source: https://mlflow.org/docs/latest/api_reference/rest-api.html
 """
 
 from __future__ import annotations
@@ -59,11 +61,39 @@ class MlflowRest:
             raise MlflowNotFoundError(f"run {run_id} of version {version} has no metric {key!r}")
         return float(metrics[key])
 
+    def version_tag(self, tracking_uri: str, model: str, version: str, key: str) -> str | None:
+        """The value of one tag of a model version; None when it has no such tag."""
+        found = self._get(tracking_uri, "model-versions/get", {"name": model, "version": version})
+        tags = {t["key"]: t.get("value", "") for t in found["model_version"].get("tags", [])}
+        return tags.get(key)
+
+    def set_version_tag(
+        self, tracking_uri: str, model: str, version: str, key: str, value: str
+    ) -> None:
+        """Set a tag on a model version (``model-versions/set-tag``)."""
+        body = {"name": model, "version": version, "key": key, "value": value}
+        self._call(tracking_uri, "model-versions/set-tag", "POST", body)
+
+    def delete_version_tag(self, tracking_uri: str, model: str, version: str, key: str) -> None:
+        """Remove a tag from a model version; nothing when it has none."""
+        if self.version_tag(tracking_uri, model, version, key) is None:
+            return
+        body = {"name": model, "version": version, "key": key}
+        self._call(tracking_uri, "model-versions/delete-tag", "DELETE", body)
+
     def _get(self, tracking_uri: str, path: str, params: dict[str, str]) -> dict[str, Any]:
-        query = urllib.parse.urlencode(params)
-        url = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/{path}?{query}"
+        return self._call(tracking_uri, f"{path}?{urllib.parse.urlencode(params)}", "GET")
+
+    def _call(
+        self, tracking_uri: str, path: str, method: str, body: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        url = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/{path}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
-            with urllib.request.urlopen(url, timeout=self._timeout) as response:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return dict(json.load(response))
         except urllib.error.HTTPError as exc:
             detail = _error_detail(exc)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from driftline.api.v1alpha1 import ChallengerStatus, VariantStatus
-from driftline_operator import names, specs
+from driftline.api.v1alpha1 import ChallengerStatus, RolloutStatus, VariantStatus
+from driftline_operator import names, rollout, specs
 from driftline_operator.builders.children import desired_children
 from driftline_operator.conditions import (
     DEGRADED,
@@ -24,6 +24,7 @@ from driftline_operator.kube import Kube
 from driftline_operator.mlflow_rest import Aliases
 from driftline_operator.outcome import Event, Outcome
 from driftline_operator.promotion_flow import PromotionFlow
+from driftline_operator.rollout_flow import RolloutFlow
 from driftline_operator.specs import ModelDeploymentObject
 
 
@@ -44,7 +45,15 @@ def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
     events: list[Event] = []
     promotion_status = dict(status.get("promotion") or {})
     annotations = body["metadata"].get("annotations") or {}
-    aliases = PromotionFlow(ctx, promotion_status, events).run(md.spec, annotations, aliases)
+    promotion = PromotionFlow(ctx, promotion_status, events)
+    rollout_status = None
+    if md.spec.rollout is None:
+        aliases = promotion.run(md.spec, annotations, aliases)
+    else:
+        flow = RolloutFlow(ctx, promotion, events)
+        seen = status.get("challenger") or {}
+        ready = bool(seen.get("ready")) and seen.get("version") == aliases.challenger
+        aliases, rollout_status = flow.run(md, annotations, aliases, status.get("rollout"), ready)
     if aliases.champion is None:
         raise NoChampionError(f"model {model.name!r} has no champion alias")
     before = (
@@ -52,15 +61,20 @@ def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
         (status.get("challenger") or {}).get("version"),
     )
     moved = before != (aliases.champion, aliases.challenger)
+    percent = rollout.challenger_percent(rollout_status, aliases.challenger)
+    if percent is None:
+        percent = md.spec.traffic.challenger_percent
+    if aliases.challenger is None:
+        percent = 0
+    resplit = percent != (status.get("challenger") or {}).get("trafficPercent")
     generation = md.generation
-    if converge or moved or status.get("observedGeneration") != generation:
-        deployments = _converge(ctx, md, aliases)
+    if converge or moved or resplit or status.get("observedGeneration") != generation:
+        deployments = _converge(ctx, md, aliases, percent)
     else:
         deployments = _read_deployments(ctx.kube, md, aliases)
     events += _alias_events(before, aliases)
     ready = {variant: _available(d) for variant, d in deployments.items()}
     all_ready = all(ready.values())
-    percent = md.spec.traffic.challenger_percent
     conditions = set_conditions(
         status.get("conditions"),
         [
@@ -70,12 +84,7 @@ def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
                 "AllAvailable" if all_ready else "RolloutInProgress",
                 _ready_message(ready),
             ),
-            Condition(
-                PROGRESSING,
-                not all_ready,
-                "RollingOut" if not all_ready else "RolloutComplete",
-                f"champion {aliases.champion}, challenger {aliases.challenger or '-'}",
-            ),
+            _progressing(all_ready, aliases, rollout_status),
             Condition(DEGRADED, False, "ReconcileSucceeded", "MLflow and the API server answered"),
         ],
         generation,
@@ -96,17 +105,38 @@ def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
             "champion": champion.model_dump(by_alias=True),
             "challenger": challenger.model_dump(by_alias=True),
             "promotion": promotion_status or None,
+            "rollout": rollout_status.model_dump(by_alias=True) if rollout_status else None,
             "conditions": conditions,
         },
         events,
     )
 
 
+def _progressing(
+    all_ready: bool, aliases: Aliases, rollout_status: RolloutStatus | None
+) -> Condition:
+    """Progressing: Deployments rolling out, then the step-wise rollout's phase and message."""
+    versions = f"champion {aliases.champion}, challenger {aliases.challenger or '-'}"
+    current = rollout_status if rollout_status and aliases.challenger else None
+    if current is not None and current.version != aliases.challenger:
+        current = None
+    if current is not None and current.phase == "Aborted":
+        # Said first: whatever the pods do, the challenger is out.
+        return Condition(PROGRESSING, False, "RolloutAborted", current.message or versions)
+    if not all_ready:
+        return Condition(PROGRESSING, True, "RollingOut", versions)
+    if current is None:
+        return Condition(PROGRESSING, False, "RolloutComplete", versions)
+    return Condition(PROGRESSING, True, f"Rollout{current.phase}", current.message or versions)
+
+
 def _converge(
-    ctx: Context, md: ModelDeploymentObject, aliases: Aliases
+    ctx: Context, md: ModelDeploymentObject, aliases: Aliases, percent: int
 ) -> dict[str, dict[str, Any]]:
     """Apply every desired child, delete the ones that must not exist; returns Deployments."""
-    desired = desired_children(md, aliases.champion or "", aliases.challenger, ctx.settings)
+    desired = desired_children(
+        md, aliases.champion or "", aliases.challenger, percent, ctx.settings
+    )
     applied: dict[str, dict[str, Any]] = {}
     for obj in desired.objects:
         name = obj["metadata"]["name"]

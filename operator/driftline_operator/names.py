@@ -24,6 +24,8 @@ DRIFT_POLICIES = DRIFT_POLICY.plural
 FIELD_MANAGER = "driftline-operator"
 FINALIZER = f"{GROUP}/finalizer"
 PROMOTE_ANNOTATION = f"{GROUP}/promote"
+ABORT_ANNOTATION = f"{GROUP}/abort"
+RETRY_ANNOTATION = f"{GROUP}/retry"
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_NAME = "app.kubernetes.io/name"

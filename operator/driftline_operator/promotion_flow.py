@@ -32,13 +32,9 @@ class PromotionFlow:
     ) -> Aliases:
         """Promote when asked by annotation or when auto criteria hold; returns the aliases."""
         promotion = spec.promotion
-        request = annotations.get(names.PROMOTE_ANNOTATION)
-        manual = request is not None and request.lower() not in ("", "false")
-        if manual and request != self._status.get("handledRequest"):
-            # The handled value lives in status: metadata stays as Git has it.
-            self._status["handledRequest"] = request
+        if self.new_request(annotations):
             # A person asked: the offline rule is not re-checked (as `driftline promote --force`).
-            return self._move(spec, aliases, force=True, why="requested by annotation")
+            return self.move(spec, aliases, force=True, why="requested by annotation")[0]
         auto = promotion.mode == "auto"
         if not auto or aliases.challenger is None or aliases.challenger == aliases.champion:
             return aliases
@@ -54,14 +50,31 @@ class PromotionFlow:
         if not decision.act:
             self._record("Waiting", decision.reason, aliases, warn=False)
             return aliases
-        return self._move(spec, aliases, force=False, why=decision.reason)
+        return self.move(spec, aliases, force=False, why=decision.reason)[0]
 
-    def _move(
+    def new_request(self, annotations: dict[str, str]) -> bool:
+        """Whether the promote annotation carries a value not acted on yet; records it handled.
+
+        The handled value lives in status: metadata stays as Git has it.
+        """
+        request = annotations.get(names.PROMOTE_ANNOTATION)
+        manual = request is not None and request.lower() not in ("", "false")
+        if not manual or request == self._status.get("handledRequest"):
+            return False
+        self._status["handledRequest"] = request
+        return True
+
+    def move(
         self, spec: ModelDeploymentSpec, aliases: Aliases, *, force: bool, why: str
-    ) -> Aliases:
+    ) -> tuple[Aliases, str | None]:
+        """Promote the challenger (``force``: without the offline rule), recorded in status.
+
+        Returns the aliases after the attempt and, when the registry refused, why.
+        Raises MlflowUnavailableError when MLflow cannot be reached.
+        """
         if aliases.challenger is None:
             self._record("Rejected", "no challenger to promote", aliases)
-            return aliases
+            return aliases, "no challenger to promote"
         try:
             moved = promoter.promote(
                 spec.model.tracking_uri,
@@ -73,9 +86,9 @@ class PromotionFlow:
             )
         except promoter.PromotionRefusedError as exc:
             self._record("Failed", str(exc), aliases)
-            return aliases
+            return aliases, str(exc)
         self._record("Promoted", why, aliases, warn=False)
-        return Aliases(moved.champion, None)
+        return Aliases(moved.champion, None), None
 
     def _record(
         self, outcome: PromotionOutcome, reason: str, aliases: Aliases, *, warn: bool = True

@@ -34,6 +34,15 @@ class OperatorSettings(BaseSettings):
         description="Image of drift-check and training Jobs whose DriftPolicy names none.",
     )
     mlflow_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one MLflow call.")
+    scrape_timeout_seconds: float = Field(
+        2.0, gt=0, description="Timeout of one router pod's /metrics scrape (rollout analysis)."
+    )
+    rollout_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often a ModelDeployment with a rollout in progress is looked at (its"
+        " analysis runs every spec.analysis.interval, checked this often).",
+    )
     promote_timeout_seconds: float = Field(
         120.0, gt=0, description="Longest a `driftline promote` subprocess may take."
     )

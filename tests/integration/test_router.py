@@ -16,6 +16,16 @@ import httpx
 import pandas as pd
 import pytest
 
+from driftline.api.v1alpha1 import Analysis, AnalysisResult
+from driftline_operator.analysis import analyse
+from driftline_operator.router_scrape import http_get
+from driftline_operator.traffic import (
+    Counts,
+    TrafficWindow,
+    VariantWindow,
+    difference,
+    parse_router_metrics,
+)
 from driftline_serving.split import choose
 from tests.integration.conftest import Served
 from tests.integration.fake_upstream import FakeUpstream
@@ -220,3 +230,53 @@ def test_sigterm_drains_with_connection_close_then_stops(
     # uvicorn re-raises the signal it caught once it has shut down: "killed by SIGTERM".
     assert router.process.wait(timeout=15) == -signal.SIGTERM, router.output()
     assert 1.5 <= time.monotonic() - started < 10
+
+
+def router_counts(router: Served) -> dict[str, Counts]:
+    """The router's per-variant counters, read as the operator's scrape reads them."""
+    return parse_router_metrics(http_get(router.url + "/metrics", 5.0))
+
+
+def analysed_window(
+    router: Served, before: dict[str, Counts], gates: Analysis
+) -> tuple[dict[str, VariantWindow], AnalysisResult]:
+    counts = difference({"router": router_counts(router)}, {"router": before})
+    variants = {variant: VariantWindow.of(c) for variant, c in counts.items()}
+    return variants, analyse(gates, TrafficWindow(1.0, variants), "now")
+
+
+def failed_gates(result: AnalysisResult) -> set[str]:
+    return {gate.name for gate in result.gates or [] if gate.verdict == "Failed"}
+
+
+def test_the_routers_figures_catch_a_failing_then_a_slow_challenger(
+    start_router: StartRouter, champion: Served, fake: FakeUpstream, record: dict
+) -> None:
+    """Rollout analysis on what a real router counted: errors by variant, then p95 latency."""
+    fake.fail_every = 5  # a FAKE challenger answering 500 to every fifth request
+    router = start_router(champion.url, fake.url, split_bps=5000)
+    gates = Analysis(min_requests=40, max_latency_p95_ms=100, max_latency_p95_increase_ms=50)
+    before = router_counts(router)
+    with httpx.Client(base_url=router.url) as client:
+        answers = [
+            client.post("/predict", json={"features": record, "request_id": f"f-{n}"})
+            for n in range(200)
+        ]
+    variants, result = analysed_window(router, before, gates)
+    challenger, champion_seen = variants["challenger"], variants["champion"]
+    # The challenger's own 500s go back to the client, and its error rate shows them.
+    assert challenger.errors == sum(a.status_code == 500 for a in answers) == fake.requests // 5
+    assert challenger.requests == fake.requests > 40
+    assert champion_seen.requests == 200 - challenger.requests and champion_seen.errors == 0
+    assert failed_gates(result) == {"errorRate", "errorRateIncrease"}, result
+    # Healthy again but slow: the p95 latency gates catch it, not the error ones.
+    fake.fail_every, fake.delay = 0, 0.15
+    before = router_counts(router)
+    with httpx.Client(base_url=router.url, timeout=5) as client:
+        for n in range(120):
+            client.post("/predict", json={"features": record, "request_id": f"s-{n}"})
+    variants, result = analysed_window(router, before, gates)
+    p95 = variants["challenger"].latency_p95_ms
+    assert p95 is not None and 150 <= p95 <= 250, variants
+    assert variants["challenger"].errors == 0
+    assert failed_gates(result) == {"latencyP95Ms", "latencyP95IncreaseMs"}, result

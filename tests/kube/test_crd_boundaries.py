@@ -375,7 +375,7 @@ def consume_model_deployment(
     spec = typed.spec
     _validate_model_name(spec.model.name)
     assert urllib.parse.urlsplit(spec.model.tracking_uri).hostname
-    children = desired_children(typed, "1", "2", SETTINGS)
+    children = desired_children(typed, "1", "2", spec.traffic.challenger_percent, SETTINGS)
     create_children(api, children.objects)
     health = VariantHealth(requests=10**9, errors=0, latency_p95_ms=0.0)
     for champion, challenger in ((0.5, 0.9), (0.9, 0.5)):  # a win whichever the direction

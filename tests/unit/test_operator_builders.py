@@ -48,7 +48,9 @@ SETTINGS = OperatorSettings(inference_image="inf:default", trainer_image="traine
 
 
 def children(md: dict[str, Any], champion: str, challenger: str | None) -> Any:
-    return desired_children(specs.model_deployment(md), champion, challenger, SETTINGS)
+    typed = specs.model_deployment(md)
+    percent = typed.spec.traffic.challenger_percent if challenger else 0
+    return desired_children(typed, champion, challenger, percent, SETTINGS)
 
 
 def by_kind_name(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -21,9 +21,16 @@ class DesiredChildren:
 
 
 def desired_children(
-    md: ModelDeploymentObject, champion: str, challenger: str | None, settings: OperatorSettings
+    md: ModelDeploymentObject,
+    champion: str,
+    challenger: str | None,
+    percent: int,
+    settings: OperatorSettings,
 ) -> DesiredChildren:
     """Variants, router, split and HPAs for the resolved champion and challenger versions.
+
+    ``percent`` is the challenger's share now: ``traffic.challengerPercent``, or the current
+    step's when a rollout governs the challenger.
 
     ``absent`` lists (kind, name) of children this resource may have had (a cleared challenger,
     a removed autoscaling block) so the caller deletes them; ``hpa_owned`` names the
@@ -51,7 +58,6 @@ def desired_children(
             hpa_owned.add(child)
         else:
             absent.append(("HorizontalPodAutoscaler", child))
-    percent = md.spec.traffic.challenger_percent
     basis_points = router.split_basis_points(percent, challenger is not None)
     objects.append(router.build_split_configmap(md.owner, basis_points))
     objects.append(router.build_router_deployment(md, challenger is not None, settings))

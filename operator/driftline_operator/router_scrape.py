@@ -1,0 +1,105 @@
+"""Rollout analysis's default source of figures: the router pods' ``/metrics``, read directly.
+
+No Prometheus needed. Counters are cumulative, so a window is the difference between a baseline
+scrape kept in memory and the current one. The baseline is lost when the operator restarts: the
+window then starts again at the first scrape after the restart.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from driftline_operator import names
+from driftline_operator.kube import Kube
+from driftline_operator.names import Owner
+from driftline_operator.traffic import (
+    Counts,
+    MetricsUnavailableError,
+    TrafficWindow,
+    VariantWindow,
+    difference,
+    parse_router_metrics,
+)
+
+
+def router_pods(kube: Kube, owner: Owner) -> Iterable[tuple[str, str]]:
+    """(pod uid, metrics URL) of each running router pod of a ModelDeployment.
+
+    The port is the router container's port named ``http`` (the pod's own, so a pod from an
+    older template is still read right).
+    """
+    selector = {names.LABEL_MODEL_DEPLOYMENT: owner.name, names.LABEL_COMPONENT: "router"}
+    for pod in kube.select("Pod", owner.namespace, selector):
+        status = pod.get("status") or {}
+        ip = status.get("podIP")
+        if status.get("phase") != "Running" or not ip:
+            continue
+        ports = [
+            port.get("containerPort")
+            for container in pod["spec"].get("containers", [])
+            for port in container.get("ports", [])
+            if port.get("name") == "http"
+        ]
+        host = f"[{ip}]" if ":" in ip else ip
+        yield pod["metadata"]["uid"], f"http://{host}:{ports[0] if ports else names.SERVING_PORT}"
+
+
+Fetch = Callable[[str, float], str]
+# pod uid -> that pod's per-variant counts, as one scrape found them
+Scrape = dict[str, dict[str, Counts]]
+
+
+def http_get(url: str, timeout: float) -> str:
+    """The body of a GET, as text; OSError (URLError included) when it fails."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return str(response.read().decode("utf-8"))
+
+
+class RouterScrape:
+    """Reads the router pods' /metrics directly; keeps one baseline per ModelDeployment."""
+
+    def __init__(self, kube: Kube, timeout: float, fetch: Fetch = http_get) -> None:
+        """``timeout`` bounds each pod's scrape, in seconds."""
+        self._kube = kube
+        self._timeout = timeout
+        self._fetch = fetch
+        # (namespace, name) -> (the window start it belongs to, when taken, per-pod counts)
+        self._baselines: dict[tuple[str, str], tuple[datetime, datetime, Scrape]] = {}
+
+    def window(self, owner: Owner, since: datetime, now: datetime) -> TrafficWindow:
+        """The counts added since the baseline of ``since``, taken at the first call for it.
+
+        The first call for a new ``since`` (a new step, or after a restart) records the
+        baseline and returns an empty window. Raises MetricsUnavailableError when no router
+        pod runs or none answers.
+        """
+        scraped = self._scrape(owner)
+        key = (owner.namespace, owner.name)
+        baseline = self._baselines.get(key)
+        if baseline is None or baseline[0] != since:
+            self._baselines[key] = (since, now, scraped)
+            return TrafficWindow(0.0, {})
+        _, taken, then = baseline
+        counts = difference(scraped, then)
+        return TrafficWindow(
+            (now - taken).total_seconds(), {v: VariantWindow.of(c) for v, c in counts.items()}
+        )
+
+    def forget(self, owner: Owner) -> None:
+        """Drop the baseline of a ModelDeployment whose rollout ended."""
+        self._baselines.pop((owner.namespace, owner.name), None)
+
+    def _scrape(self, owner: Owner) -> Scrape:
+        scraped: dict[str, dict[str, Counts]] = {}
+        problems: list[str] = []
+        for uid, url in router_pods(self._kube, owner):
+            try:
+                scraped[uid] = parse_router_metrics(self._fetch(url + "/metrics", self._timeout))
+            except (OSError, ValueError) as exc:
+                problems.append(f"{url}: {exc}")
+        if not scraped:
+            detail = "; ".join(problems)[:300] or "no running router pod"
+            raise MetricsUnavailableError(f"router metrics unavailable: {detail}")
+        return scraped
