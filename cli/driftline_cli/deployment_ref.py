@@ -1,19 +1,41 @@
-"""Resolving a ModelDeployment to the registered model and MLflow server it serves.
+"""Reaching a ModelDeployment from the command line.
 
 `driftline promote --deployment NAME` and `rollback --deployment NAME` act on what a
-ModelDeployment serves without the user repeating its model name and tracking URI.
+ModelDeployment serves without the user repeating its model name and tracking URI;
+`driftline abort|retry|status NAME` read it and annotate it. Credentials are the pod's service
+account inside a cluster, else the kubeconfig.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 GROUP, VERSION, PLURAL = "driftline.dev", "v1alpha1", "modeldeployments"
 
 
 def model_of_deployment(name: str, namespace: str | None) -> tuple[str, str]:
-    """(registered model, tracking URI) of a ModelDeployment; ValueError when it cannot be read.
+    """(registered model, tracking URI) of a ModelDeployment; ValueError when it cannot be read."""
+    body = read_deployment(name, namespace)
+    model = body["spec"]["model"]
+    return str(model["name"]), str(model["trackingUri"])
 
-    Credentials are the pod's service account inside a cluster, else the kubeconfig.
-    """
+
+def read_deployment(name: str, namespace: str | None) -> dict[str, Any]:
+    """The ModelDeployment object; ValueError (one line) when it cannot be read."""
+    return _call(name, namespace, lambda api, ns: api.get_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, name
+    ))  # fmt: skip
+
+
+def annotate_deployment(name: str, namespace: str | None, key: str, value: str) -> None:
+    """Set one annotation (a merge patch of metadata only; spec is left as Git has it)."""
+    patch = {"metadata": {"annotations": {key: value}}}
+    _call(name, namespace, lambda api, ns: api.patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, name, patch
+    ))  # fmt: skip
+
+
+def _call(name: str, namespace: str | None, action: Any) -> dict[str, Any]:
     import kubernetes
     from kubernetes.client.exceptions import ApiException
 
@@ -30,15 +52,13 @@ def model_of_deployment(name: str, namespace: str | None) -> tuple[str, str]:
             namespace = context.get("context", {}).get("namespace") or "default"
     api = kubernetes.client.CustomObjectsApi()
     try:
-        body = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        return dict(action(api, namespace))
     except ApiException as exc:
         if exc.status == 404:
             raise ValueError(f"no ModelDeployment {name!r} in namespace {namespace!r}") from exc
-        raise ValueError(f"cannot read ModelDeployment {name!r}: {exc.reason}") from exc
+        raise ValueError(f"ModelDeployment {name!r}: {exc.status} {exc.reason}") from exc
     except OSError as exc:
         raise ValueError(f"the Kubernetes API server is unreachable: {exc}") from exc
-    model = body["spec"]["model"]
-    return str(model["name"]), str(model["trackingUri"])
 
 
 def _incluster_namespace() -> str:

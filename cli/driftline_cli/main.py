@@ -38,6 +38,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "run the live drift check and, on drift, train and register a challenger",
     ),
     "operator": ("driftline_cli.operator_cmd", "run the Kubernetes operator (kopf)"),
+    "abort": ("driftline_cli.rollout_cmd", "abort a ModelDeployment's rollout (split to 0)"),
+    "retry": ("driftline_cli.rollout_cmd", "restart an aborted rollout from its first step"),
+    "status": ("driftline_cli.rollout_cmd", "show a ModelDeployment's rollout and its gates"),
 }
 
 

@@ -1,0 +1,73 @@
+"""``driftline abort|retry|status MD``: the step-wise rollout of a ModelDeployment by hand.
+
+abort and retry set the annotations ``driftline.dev/abort`` and ``driftline.dev/retry`` to a
+fresh value (the time); the operator acts on each new value once and records it in status, so
+the spec stays as Git has it. status prints the rollout at a glance, like
+``kubectl argo rollouts get rollout``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from driftline.exit_codes import KUBERNETES
+from driftline_cli.output import emit, fail
+from driftline_cli.settings import CliSettings
+
+ANNOTATIONS = {"abort": "driftline.dev/abort", "retry": "driftline.dev/retry"}
+
+
+def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
+    """The ModelDeployment and its namespace."""
+    parser.add_argument("deployment", metavar="MD", help="the ModelDeployment's name")
+    parser.add_argument("--namespace", "-n", help="its namespace (default: the context's)")
+
+
+def run(args: argparse.Namespace, settings: CliSettings) -> int:
+    """Annotate (abort, retry) or print the rollout (status); exit 9 when Kubernetes fails."""
+    from driftline_cli.deployment_ref import annotate_deployment, read_deployment
+
+    try:
+        if args.command in ANNOTATIONS:
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            annotate_deployment(args.deployment, args.namespace, ANNOTATIONS[args.command], stamp)
+            result = {"deployment": args.deployment, "requested": args.command, "at": stamp}
+            emit(result, args.json, f"{args.command} requested for {args.deployment} at {stamp}")
+            return 0
+        body = read_deployment(args.deployment, args.namespace)
+    except ValueError as exc:
+        return fail(str(exc), KUBERNETES)
+    status = body.get("status") or {}
+    emit(status, args.json, describe(args.deployment, status))
+    return 0
+
+
+def describe(name: str, status: dict[str, Any]) -> str:
+    """The rollout in a few lines: versions, phase, step, split, each gate against its bound."""
+    rollout = status.get("rollout") or {}
+    champion = (status.get("champion") or {}).get("version") or "-"
+    challenger = status.get("challenger") or {}
+    lines = [
+        f"Name:        {name}",
+        f"Champion:    {champion}",
+        f"Challenger:  {challenger.get('version') or '-'}"
+        f" ({challenger.get('trafficPercent', 0)}% of requests)",
+    ]
+    if not rollout:
+        return "\n".join([*lines, "Rollout:     none (spec.rollout unset or no challenger)"])
+    lines += [
+        f"Rollout:     {rollout.get('phase')} at step {rollout.get('position')}"
+        f" ({rollout.get('percent')}%), version {rollout.get('version')}",
+        f"Message:     {rollout.get('message') or ''}",
+    ]
+    analysis = rollout.get("lastAnalysis") or {}
+    if analysis:
+        lines.append(
+            f"Analysis:    {analysis.get('verdict')} at {analysis.get('time')}"
+            f" over {analysis.get('windowSeconds')} s"
+        )
+        for gate in analysis.get("gates") or []:
+            lines.append(f"  {gate['verdict']:<13} {gate['name']:<22} {gate.get('message') or ''}")
+    return "\n".join(lines)
