@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from driftline.coercion import to_model_frame
 from driftline.schema import FeatureKind, FeatureSchema
+from driftline.stattests import bin_proportions, quantile_edges
 
 BASELINE_VERSION = 1
 
@@ -63,27 +64,6 @@ class Baseline(BaseModel):
     def from_json(cls, text: str) -> Baseline:
         """Parse a ``baseline.json`` artifact."""
         return cls.model_validate(json.loads(text))
-
-
-def quantile_edges(values: npt.NDArray[np.float64], bins: int) -> npt.NDArray[np.float64]:
-    """Interior quantile edges of ``bins`` bins; ties collapse, so discrete data has fewer bins.
-
-    No values give no edges: one bin holds everything.
-    """
-    if values.size == 0:
-        return np.empty(0, dtype=np.float64)
-    # "lower" keeps edges on observed values, so ties in discrete data collapse cleanly.
-    quantiles = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1], method="lower")
-    return np.unique(quantiles)
-
-
-def bin_proportions(
-    values: npt.NDArray[np.float64], edges: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """Share of values in each bin: (-inf, e0], (e0, e1], ..., (e_last, inf)."""
-    index = np.searchsorted(edges, values, side="left")
-    counts = np.bincount(index, minlength=edges.size + 1)
-    return counts / max(1, values.size)
 
 
 def numeric_reference(

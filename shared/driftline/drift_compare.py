@@ -84,7 +84,7 @@ def compare_numeric(
     array = np.asarray(values, dtype=np.float64)
     ordered = np.sort(array[np.isfinite(array)])
     edges = np.asarray(baseline.edges, dtype=np.float64)
-    # Bins (-inf, e0], (e0, e1], ..., (e_last, inf), as ``baseline.bin_proportions`` counts them.
+    # Bins (-inf, e0], (e0, e1], ..., (e_last, inf), as ``stattests.bin_proportions`` counts them.
     at_or_below = np.searchsorted(ordered, edges, side="right")
     counts = np.diff(np.concatenate([[0], at_or_below, [ordered.size]]))
     current = np.append(counts, array.size - ordered.size) / max(1, array.size)

@@ -15,10 +15,10 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from driftline.schema import FeatureKind
 
@@ -100,13 +100,13 @@ def ks_test(reference: npt.ArrayLike, current: npt.ArrayLike, alpha: float) -> T
             # "Exact calculation unsuccessful, switching to asymp": scipy's documented
             # fallback, the value we want; the warning would only reach the user's stderr.
             warnings.filterwarnings("ignore", "ks_2samp: Exact calculation", RuntimeWarning)
-            result = stats.ks_2samp(ref, cur)
+            result = _scipy_stats().ks_2samp(ref, cur)
         statistic, p_value = float(result.statistic), float(result.pvalue)
     else:
         statistic = ks_statistic(ref, cur)
         large, small = max(ref.size, cur.size), min(ref.size, cur.size)
         effective = float(large) * float(small) / (float(large) + float(small))
-        p_value = float(np.clip(stats.kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))
+        p_value = float(np.clip(_scipy_stats().kstwo.sf(statistic, np.round(effective)), 0.0, 1.0))
     return TestResult("ks", statistic, p_value, alpha, p_value < alpha)
 
 
@@ -157,7 +157,7 @@ def chi2_counts_test(reference: npt.ArrayLike, current: npt.ArrayLike, alpha: fl
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or np.any(table.sum(axis=1) == 0):
         return TestResult("chi2", 0.0, 1.0, alpha, False)
-    result = stats.chi2_contingency(table, correction=False)
+    result = _scipy_stats().chi2_contingency(table, correction=False)
     p_value = float(result.pvalue)
     return TestResult("chi2", float(result.statistic), p_value, alpha, p_value < alpha)
 
@@ -206,6 +206,48 @@ def benjamini_hochberg(p_values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     ranked = p[order] * present.size / np.arange(1, present.size + 1)
     adjusted[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
     return adjusted
+
+
+def quantile_edges(values: npt.NDArray[np.float64], bins: int) -> npt.NDArray[np.float64]:
+    """Interior quantile edges of ``bins`` bins; ties collapse, so discrete data has fewer bins.
+
+    No values give no edges: one bin holds everything.
+    """
+    if values.size == 0:
+        return np.empty(0, dtype=np.float64)
+    # "lower" keeps edges on observed values, so ties in discrete data collapse cleanly.
+    quantiles = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1], method="lower")
+    return np.unique(quantiles)
+
+
+def bin_proportions(
+    values: npt.NDArray[np.float64], edges: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Share of values in each bin: (-inf, e0], (e0, e1], ..., (e_last, inf)."""
+    index = np.searchsorted(edges, values, side="left")
+    counts = np.bincount(index, minlength=edges.size + 1)
+    return counts / max(1, values.size)
+
+
+def sample_psi(reference: npt.ArrayLike, current: npt.ArrayLike, bins: int = 10) -> float:
+    """PSI of two samples over ``bins`` quantile bins of ``reference`` (as a baseline bins them).
+
+    Raises ValueError when either sample has no finite value.
+    """
+    ref, cur = _finite(reference), _finite(current)
+    if ref.size == 0 or cur.size == 0:
+        raise ValueError("PSI needs two samples with finite values")
+    edges = quantile_edges(ref, bins)
+    return psi_test(bin_proportions(ref, edges), bin_proportions(cur, edges), math.inf).statistic
+
+
+def _scipy_stats() -> Any:
+    # Imported on first use: the tests that need p-values run in the trainer image; the
+    # operator's rollout analysis uses the scores only (PSI, the KS statistic) and its image
+    # has no scipy.
+    from scipy import stats
+
+    return stats
 
 
 def _finite(values: npt.ArrayLike) -> npt.NDArray[np.float64]:

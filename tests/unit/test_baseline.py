@@ -2,9 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.baseline import Baseline, bin_proportions, build_baseline, quantile_edges
+from driftline.baseline import Baseline, build_baseline
 from driftline.coercion import derive_schema
 from driftline.schema import MISSING_CATEGORY
+from driftline.stattests import bin_proportions, quantile_edges
 
 
 def test_deciles_of_a_continuous_variable() -> None:
