@@ -15,7 +15,7 @@ TYPED := shared trainer_image inference_image operator cli scripts
 
 .PHONY: help install data lint test test-unit test-integration test-kube demo bench bench-train \
         kube-bins mlflow-ui clean bench-serving images test-images bench-drift manifests verify \
-        chart-check kind-up bench-operator \
+        chart-check kind-up bench-operator bench-rollout \
         node-bins node-images cluster-up cluster-down test-cluster test-e2e demo-cluster
 
 help: ## List the targets
@@ -104,7 +104,7 @@ mlflow-ui: $(STAMP) ## Open the embedded store in the MLflow UI on http://127.0.
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.driftline/mlflow.db \
 	  --host 127.0.0.1 --port 5000
 
-bench: bench-train bench-serving bench-drift bench-operator ## Run every benchmark (figures printed, JSON in benchmarks/results)
+bench: bench-train bench-serving bench-drift bench-operator bench-rollout ## Run every benchmark (figures printed, JSON in benchmarks/results)
 
 bench-train: $(STAMP) data ## Wall time, peak memory and AUC of full training runs (SEEDS="42")
 	$(BIN)/python benchmarks/bench_train.py --seeds $${SEEDS:-42}
@@ -117,6 +117,9 @@ bench-drift: $(STAMP) data ## 1M vs 1M rows drift check, side by side with Evide
 
 bench-operator: $(STAMP) kube-bins ## CR-to-children latency over 100 ModelDeployments, operator RSS
 	DRIFTLINE_KUBE_BIN_DIR=$$(scripts/build-kube-bins.sh --print-dir) $(BIN)/python benchmarks/bench_operator.py
+
+bench-rollout: $(STAMP) kube-bins ## Alias move -> promotion over 4 steps, first failing request -> split 0
+	DRIFTLINE_KUBE_BIN_DIR=$$(scripts/build-kube-bins.sh --print-dir) $(BIN)/python benchmarks/bench_rollout.py
 
 clean: ## Remove the venv, the embedded MLflow store and caches in the repo
 	rm -rf $(VENV) .driftline .pytest_cache .mypy_cache .ruff_cache .import_linter_cache \

@@ -4,7 +4,9 @@ Same model version, one worker each, wrk over loopback at 1 and 16 connections, 
 - driftline serve, ONNX runtime, validation + metrics + inference log to SQLite;
 - the same with the inference log in PostgreSQL (Debian's server, started here);
 - mlflow models serve (the sklearn pipeline through pyfunc);
-- the router in front of driftline serve (its overhead is the p50 difference at 1 connection).
+- the router in front of driftline serve (its overhead is the p50 difference at 1 connection);
+- the router with a challenger (a second driftline serve) and shadow traffic at 0% and 100%:
+  the champion path's p50/p99 side by side (the copies share the machine's cores).
 Needs wrk (apt-get install wrk). Uses the embedded store in .driftline (trains a champion when
 there is none). Writes benchmarks/results/serving.json.
 """
@@ -94,6 +96,31 @@ def _script(workdir: Path, body: str) -> Path:
     return script
 
 
+def shadow_runs(
+    champion: str, log_store: str, body: str, processes: list, workdir: Path, env: dict
+) -> list[dict]:
+    """The router with a challenger at split 0, without and with every request shadowed."""
+    port = free_port()
+    challenger = f"http://127.0.0.1:{port}"
+    command = [str(BIN / "driftline"), "serve", "--port", str(port), "--variant", "challenger"]
+    processes.append(
+        start([*command, "--log-store", log_store], challenger, "/ready", workdir, env)
+    )
+    results = []
+    for shadow in (0, 10_000):
+        router_port = free_port()
+        router_url = f"http://127.0.0.1:{router_port}"
+        router = start(
+            [str(BIN / "driftline"), "router", "--port", str(router_port), "--champion", champion,
+             "--challenger", challenger, "--shadow-bps", str(shadow)],
+            router_url, "/health", workdir, env,
+        )  # fmt: skip
+        processes.append(router)
+        name = f"router, shadow {shadow // 100}%"
+        results.append(measure(name, router_url + "/predict", body, router, workdir))
+    return results
+
+
 def main() -> None:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -142,6 +169,7 @@ def main() -> None:
                             workdir,
                         )
                     )
+                    results += shadow_runs(url, log_store, ours, processes, workdir, env)
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             mlflow_env = {**env, "MLFLOW_TRACKING_URI": tracking}
@@ -175,6 +203,13 @@ def main() -> None:
         "router_overhead_p50_ms": round(
             by_name["router -> driftline serve"][1]["p50_ms"] - ours_sqlite[1]["p50_ms"], 3
         ),
+        "shadow_100_vs_0": {
+            f"c{c}": {
+                f"{q}_ms": [by_name[f"router, shadow {s}%"][c][f"{q}_ms"] for s in (0, 100)]
+                for q in ("p50", "p99")
+            }
+            for c in (1, 16)
+        },
         "goals": {"ratio": 25, "p50_ms_c1": 0.6, "rps_c16": 2500, "rss_mb": 150, "router_ms": 0.3},
     }
     print(

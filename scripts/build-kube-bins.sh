@@ -4,7 +4,7 @@
 # Nothing can be pulled from container registries or GitHub release downloads here, so
 # kube-apiserver & co. are compiled from the Go module proxy. Binaries are cached in
 #   ${DRIFTLINE_BIN_CACHE:-$HOME/.cache/driftline/bin}/k8s-<version>/
-# together with etcd, helm and kubeconform, and reused on later runs (a warm run takes
+# together with etcd, helm, kubeconform and prometheus, and reused on later runs (a warm run takes
 # well under a second). Each binary carries a stamp naming the version it was built
 # from, so bumping one pin below rebuilds only that binary.
 #
@@ -19,7 +19,8 @@
 # BIN=$(scripts/build-kube-bins.sh) and BIN=$(scripts/build-kube-bins.sh | tail -1) work.
 #
 # Pins can be overridden through the environment (DRIFTLINE_K8S_VERSION,
-# DRIFTLINE_ETCD_VERSION, DRIFTLINE_HELM_VERSION, DRIFTLINE_KUBECONFORM_VERSION).
+# DRIFTLINE_ETCD_VERSION, DRIFTLINE_HELM_VERSION, DRIFTLINE_KUBECONFORM_VERSION,
+# DRIFTLINE_PROMETHEUS_VERSION).
 set -euo pipefail
 
 # Kubernetes 1.33 is the newest 1.33.x on the module proxy; etcd 3.5.24 is the etcd that
@@ -28,6 +29,9 @@ K8S_VERSION=${DRIFTLINE_K8S_VERSION:-v1.33.13}
 ETCD_VERSION=${DRIFTLINE_ETCD_VERSION:-v3.5.24}
 HELM_VERSION=${DRIFTLINE_HELM_VERSION:-v3.22.0}
 KUBECONFORM_VERSION=${DRIFTLINE_KUBECONFORM_VERSION:-v0.8.0}
+# Prometheus 3.16 (its Go module is tagged v0.316): the rollout tests read router figures
+# through its HTTP API as spec.analysis.prometheus does.
+PROMETHEUS_VERSION=${DRIFTLINE_PROMETHEUS_VERSION:-v0.316.0}
 
 CACHE_ROOT=${DRIFTLINE_BIN_CACHE:-$HOME/.cache/driftline/bin}
 BIN_DIR="$CACHE_ROOT/k8s-${K8S_VERSION#v}"
@@ -201,11 +205,12 @@ else
     log "etcd $ETCD_VERSION cached"
 fi
 
-# ---------------------------------------------------------------- helm, kubeconform
+# ---------------------------------------------------------------- helm, kubeconform, prometheus
 go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
     "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 go_install kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" \
     "-s -w -X main.version=${KUBECONFORM_VERSION#v}"
+go_install prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_VERSION" "-s -w"
 
 log "all binaries ready in $(($(date +%s) - total_start))s: $BIN_DIR"
 echo "$BIN_DIR"

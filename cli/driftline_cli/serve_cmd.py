@@ -29,6 +29,12 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--champion", required=True, help="champion base URL")
         parser.add_argument("--challenger", help="challenger base URL")
         parser.add_argument("--split-bps", type=int, default=0, help="challenger share (bps)")
+        parser.add_argument(
+            "--shadow-bps",
+            type=int,
+            default=0,
+            help="share of champion requests also sent to the challenger, answer unused (bps)",
+        )
         parser.add_argument("--split-file", help="file holding the split; re-read when it changes")
 
 
@@ -94,6 +100,7 @@ def _router_app(args: argparse.Namespace) -> Any:
             champion_url=args.champion,
             challenger_url=args.challenger,
             split_bps=args.split_bps,
+            shadow_bps=args.shadow_bps,
             split_file=Path(args.split_file) if args.split_file else None,
         )
     )

@@ -22,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from driftline.inference_log import LogRecord
+from driftline.registry_conventions import SHADOW
 from driftline_serving.api_models import (
     DOC_MODELS,
     BatchRequest,
@@ -43,6 +44,7 @@ from driftline_serving.log_writer import LogWriter
 from driftline_serving.metrics import ServingMetrics, serving_metrics
 from driftline_serving.records import BATCH_KEYS, RECORD_KEYS, REQUEST_KEYS, ValidRecord, check_keys
 from driftline_serving.settings import ServingSettings
+from driftline_serving.split import SHADOW_HEADER
 
 logger = logging.getLogger("driftline.serving")
 
@@ -190,7 +192,15 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         model = _model(state)
         record = model.validator.record(body, "", request.headers.get("x-request-id"))
         probabilities = model.predictor.predict([record.values])
-        answers = await _answers(state, model, [record], probabilities, _explain(body), started)
+        answers = await _answers(
+            state,
+            model,
+            [record],
+            probabilities,
+            _explain(body),
+            started,
+            _variant(request, settings),
+        )
         single_seconds.observe(time.perf_counter() - started)
         return _json(answers[0], {"x-request-id": record.request_id})
 
@@ -219,7 +229,15 @@ def _routes(app: FastAPI, state: ServerState) -> None:
             for i, item in enumerate(items)
         ]
         probabilities = model.predictor.predict([r.values for r in records])
-        answers = await _answers(state, model, records, probabilities, _explain(body), started)
+        answers = await _answers(
+            state,
+            model,
+            records,
+            probabilities,
+            _explain(body),
+            started,
+            _variant(request, settings),
+        )
         batch_seconds.observe(time.perf_counter() - started)
         return _json({"predictions": answers})
 
@@ -231,9 +249,10 @@ async def _answers(
     probabilities: Any,
     explain: bool,
     started: float,
+    variant: str,
 ) -> list[dict[str, Any]]:
     """Answer bodies; the log rows go to the writer's buffer, never to the store directly."""
-    settings, metrics = state.settings, state.metrics
+    metrics = state.metrics
     explanations = None
     if explain:
         explainer = await asyncio.to_thread(model.explainer)
@@ -252,7 +271,7 @@ async def _answers(
             "threshold": model.threshold,
             "model": model.name,
             "version": model.version,
-            "variant": settings.variant,
+            "variant": variant,
             "request_id": record.request_id,
         }
         if explanations is not None:
@@ -260,7 +279,7 @@ async def _answers(
         answers.append(answer)
         rows.append(
             LogRecord(
-                now, model.name, model.version, settings.variant, record.request_id,
+                now, model.name, model.version, variant, record.request_id,
                 record.features, prediction, probability, latency_ms,
             )
         )  # fmt: skip
@@ -270,6 +289,11 @@ async def _answers(
     assert state.served is not None, "set with the model, before any answer"
     state.served.inc(len(records))
     return answers
+
+
+def _variant(request: Request, settings: ServingSettings) -> str:
+    """The variant the answer and its log rows carry: ``shadow`` for the router's shadow copy."""
+    return SHADOW if request.headers.get(SHADOW_HEADER) == "1" else settings.variant
 
 
 def _model(state: ServerState) -> LoadedModel:

@@ -9,6 +9,12 @@ goes to the champion, and that is counted by reason. Any other answer, a 4xx the
 included, is the challenger's and goes back to the client. When the champion cannot be reached
 the client gets a 503 ``upstream_unavailable`` within the upstream timeout.
 
+Shadow traffic (``shadow_bps``): a share of the requests answered by the champion is also sent
+to the challenger, marked ``x-driftline-shadow: 1`` so it logs its prediction as variant
+``shadow`` under the same request id. The copy runs as its own task: the client's answer never
+waits for it, never sees it, and a challenger that hangs costs the champion path nothing. At
+most ``max_connections`` copies are in flight; beyond that a copy is dropped and counted.
+
 A plain ASGI app rather than FastAPI: the router adds a network hop to every request, and the
 framework's routing and request objects cost more than the hashing and forwarding themselves.
 """
@@ -38,7 +44,7 @@ from driftline_serving.errors import ServingError, UpstreamError
 from driftline_serving.http_body import read_limited
 from driftline_serving.records import valid_request_id
 from driftline_serving.settings import RouterSettings
-from driftline_serving.split import choose, parse_split
+from driftline_serving.split import SHADOW_HEADER, choose, parse_split, shadowed
 from driftline_serving.upstream import UpstreamPool, UpstreamTimeout, UpstreamUnavailable
 
 logger = logging.getLogger("driftline.router")
@@ -142,6 +148,15 @@ class Router:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        shadows = Counter(
+            "driftline_router_shadow_requests_total",
+            "Shadow copies of champion requests sent to the challenger, by outcome (answered,"
+            " failed: no answer or a 5xx, dropped: too many in flight).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.shadow_outcome = {o: shadows.labels(o) for o in ("answered", "failed", "dropped")}
+        self._shadows: set[asyncio.Task[None]] = set()
         # Children made once, here: the request path only looks them up.
         variants = (CHAMPION, CHALLENGER)
         self.answered = {variant: requests.labels(variant) for variant in variants}
@@ -207,6 +222,8 @@ class Router:
                 )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                for task in list(self._shadows):
+                    task.cancel()
                 if self._watcher is not None:
                     self._watcher.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -227,6 +244,8 @@ class Router:
         variant = CHALLENGER
         if answer is None:
             variant = CHAMPION
+            if CHALLENGER in self.upstreams and shadowed(request_id, self.settings.shadow_bps):
+                self._shadow(path, body, request_id)
             try:
                 answer = await self._post(CHAMPION, path, body, request_id)
             except UpstreamUnavailable as exc:
@@ -254,11 +273,30 @@ class Router:
             return None
         return status, content
 
+    def _shadow(self, path: str, body: bytes, request_id: str) -> None:
+        """Send a copy to the challenger in its own task (or drop it when too many are out)."""
+        if len(self._shadows) >= self.settings.max_connections:
+            self.shadow_outcome["dropped"].inc()
+            return
+        task = asyncio.create_task(self._shadow_call(path, body, request_id))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _shadow_call(self, path: str, body: bytes, request_id: str) -> None:
+        try:
+            status, _ = await self._post(CHALLENGER, path, body, request_id, shadow=True)
+        except UpstreamUnavailable:
+            self.shadow_outcome["failed"].inc()
+            return
+        self.shadow_outcome["failed" if status >= 500 else "answered"].inc()
+
     async def _post(
-        self, variant: str, path: str, body: bytes, request_id: str
+        self, variant: str, path: str, body: bytes, request_id: str, *, shadow: bool = False
     ) -> tuple[int, bytes]:
         """One upstream call, counted and timed for the variant's health."""
         headers = {"content-type": "application/json", "x-request-id": request_id}
+        if shadow:
+            headers[SHADOW_HEADER] = "1"
         self.calls[variant].inc()
         started = time.perf_counter()
         try:

@@ -56,6 +56,13 @@ class RouterSettings(BaseSettings):
     champion_url: str = Field(description="Base URL of the champion service.")
     challenger_url: str | None = Field(None, description="Base URL of the challenger service.")
     split_bps: int = Field(0, ge=0, le=10_000, description="Challenger share, basis points.")
+    shadow_bps: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="Share of champion requests whose copy also goes to the challenger (shadow"
+        " traffic), basis points; the copy's answer is never waited for nor returned.",
+    )
     split_file: Path | None = Field(
         None, description="File holding the split in basis points (a mounted ConfigMap key)."
     )

@@ -7,6 +7,8 @@ import hashlib
 from driftline.registry_conventions import CHALLENGER, CHAMPION
 
 BPS_TOTAL = 10_000
+# Set by the router on a shadow copy: the challenger logs its answer as variant ``shadow``.
+SHADOW_HEADER = "x-driftline-shadow"
 
 
 def bucket(request_id: str) -> int:
@@ -22,6 +24,14 @@ def bucket(request_id: str) -> int:
 def choose(request_id: str, challenger_bps: int) -> str:
     """The variant for a request: challenger when its bucket falls in the challenger's share."""
     return CHALLENGER if bucket(request_id) < challenger_bps else CHAMPION
+
+
+def shadowed(request_id: str, shadow_bps: int) -> bool:
+    """Whether a champion request's copy also goes to the challenger.
+
+    Hashed with a prefix, so the shadowed share is independent of the split's buckets.
+    """
+    return bucket("shadow:" + request_id) < shadow_bps
 
 
 def parse_split(text: str) -> int:

@@ -6,20 +6,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from driftline_operator.health import HealthSource
 from driftline_operator.kube import Kube
 from driftline_operator.mlflow_rest import MlflowRest
+from driftline_operator.prediction_log import PredictionLog
 from driftline_operator.settings import OperatorSettings
 from driftline_operator.traffic import TrafficSource
 
 
 @dataclass(frozen=True)
 class Context:
-    """The API server, MLflow, settings, the online health sources and the clock."""
+    """The API server, MLflow, settings, the router's figures, the inference log and the clock."""
 
     kube: Kube
     mlflow: MlflowRest
     settings: OperatorSettings
-    health: HealthSource | None
     traffic: TrafficSource
+    predictions: PredictionLog | None
     now: Callable[[], datetime]

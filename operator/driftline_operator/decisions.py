@@ -6,27 +6,12 @@ unit test; the handlers only gather the inputs and act on the answer.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from driftline.api.v1alpha1 import LastCheck, Promotion
 from driftline.promotion import Comparison, ComparisonRule, compare
-
-
-@dataclass(frozen=True)
-class VariantHealth:
-    """Online figures of one variant over the health window."""
-
-    requests: int
-    errors: int
-    latency_p95_ms: float | None
-
-    @property
-    def error_rate(self) -> float:
-        """Errors per request (0 with no requests)."""
-        total = self.requests + self.errors
-        return self.errors / total if total else 0.0
+from driftline_operator.traffic import VariantWindow
 
 
 @dataclass(frozen=True)
@@ -41,9 +26,12 @@ def decide_auto_promotion(
     promotion: Promotion,
     champion_metric: float,
     challenger_metric: float,
-    health: VariantHealth,
+    health: VariantWindow,
 ) -> tuple[Decision, Comparison]:
-    """Promote when the challenger beats the champion offline and is healthy online."""
+    """Promote when the challenger beats the champion offline and is healthy online.
+
+    ``health`` is the challenger as the router saw it over ``promotion.windowMinutes``.
+    """
     rule = ComparisonRule(promotion.metric, promotion.min_delta)
     comparison = compare(rule, champion_metric, challenger_metric)
     if not comparison.challenger_wins:
@@ -98,12 +86,3 @@ def decide_retrain(
             False, f"drift found; inside cooldown ({int(remaining.total_seconds())}s left)"
         )
     return Decision(True, f"drift found: {check.reason or ''}"[:300])
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))
-    return ordered[rank]

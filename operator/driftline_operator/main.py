@@ -25,12 +25,12 @@ from prometheus_client import start_http_server
 from driftline_operator import drift_policy, model_deployment, names, rollout, specs
 from driftline_operator.conditions import degraded_status
 from driftline_operator.context import Context
-from driftline_operator.health import InferenceLogHealth
 from driftline_operator.kube import Kube, KubeTemporaryError
 from driftline_operator.metrics import OperatorMetrics, operator_metrics
 from driftline_operator.mlflow_rest import MlflowNotFoundError, MlflowRest, MlflowUnavailableError
 from driftline_operator.outcome import Outcome
 from driftline_operator.peering import TIEBREAKS, seniority_priority
+from driftline_operator.prediction_log import PredictionLog
 from driftline_operator.router_scrape import RouterScrape
 from driftline_operator.settings import OperatorSettings
 
@@ -56,10 +56,10 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     """Register every handler with the intervals and clients from ``settings``."""
     registry = kopf.OperatorRegistry()
-    health = InferenceLogHealth(settings.health_log_store) if settings.health_log_store else None
+    log = PredictionLog(settings.health_log_store) if settings.health_log_store else None
     traffic = RouterScrape(kube, settings.scrape_timeout_seconds)
     mlflow = MlflowRest(settings.mlflow_timeout_seconds)
-    context = Context(kube, mlflow, settings, health, traffic, now)
+    context = Context(kube, mlflow, settings, traffic, log, now)
     peering_lifetime = settings.peering_lifetime_seconds
 
     @kopf.on.startup(registry=registry)
@@ -117,6 +117,11 @@ def build_registry(
             lambda fresh: model_deployment.reconcile(context, fresh, converge=False),
         )
 
+    @kopf.on.delete(*MD, optional=True, registry=registry)
+    def model_deployment_deleted(body: kopf.Body, **_: Any) -> None:
+        """Forget its router scrapes (its children go by garbage collection)."""
+        traffic.forget(names.Owner.of(dict(body)))
+
     @kopf.on.create(*DP, registry=registry)
     @kopf.on.update(*DP, registry=registry)
     @kopf.on.resume(*DP, registry=registry)
@@ -159,6 +164,8 @@ def build_registry(
             if last_check.get("drifted") is not None:
                 metrics.drift_detected.labels(namespace, name).set(int(last_check["drifted"]))
             metrics.record_drift(namespace, name or "", outcome.drift_scores)
+            if kind == names.MODEL_DEPLOYMENT_KIND:
+                metrics.record_rollout(namespace, name or "", outcome.status.get("rollout"))
 
     def _degrade(body: kopf.Body, fresh: dict[str, Any], reason: str, exc: Exception) -> None:
         kind, meta = fresh["kind"], fresh["metadata"]

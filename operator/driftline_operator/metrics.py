@@ -1,14 +1,19 @@
-"""Prometheus metrics of the operator: reconciles, their errors, and the last drift scores.
+"""Prometheus metrics of the operator: reconciles, errors, drift scores and rollout state.
 
-Drift checks run as Jobs that exit; the operator reads their summaries, so it is the one process
-that can keep the latest scores for Prometheus to scrape.
+Drift checks run as Jobs that exit, and rollout analyses run inside the operator; it is the one
+process that can keep the latest scores and gate values for Prometheus to scrape.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from driftline.api.v1alpha1.status_types import RolloutPhase
+
+PHASES: tuple[str, ...] = get_args(RolloutPhase)
 
 
 @dataclass
@@ -21,6 +26,33 @@ class OperatorMetrics:
     drift_max_psi: Gauge
     drift_detected: Gauge
     drift_feature_psi: Gauge
+    rollout_phase: Gauge
+    rollout_step: Gauge
+    rollout_percent: Gauge
+    gate_value: Gauge
+    gate_threshold: Gauge
+    gate_failed: Gauge
+
+    def record_rollout(self, namespace: str, name: str, rollout: dict[str, Any] | None) -> None:
+        """Export a ModelDeployment's ``status.rollout`` just written (None: no rollout).
+
+        The phase is one series per phase, 1 for the current one (kube-state-metrics' style);
+        gates are the last analysis's, with their thresholds and whether each failed.
+        """
+        current = (rollout or {}).get("phase")
+        for phase in PHASES:
+            self.rollout_phase.labels(namespace, name, phase).set(int(phase == current))
+        if rollout is None:
+            return
+        self.rollout_step.labels(namespace, name).set((rollout.get("step") or 0) + 1)
+        self.rollout_percent.labels(namespace, name).set(rollout.get("percent") or 0)
+        for gate in (rollout.get("lastAnalysis") or {}).get("gates") or []:
+            labels = (namespace, name, gate["name"])
+            if gate.get("value") is not None:
+                self.gate_value.labels(*labels).set(gate["value"])
+            if gate.get("threshold") is not None:
+                self.gate_threshold.labels(*labels).set(gate["threshold"])
+            self.gate_failed.labels(*labels).set(int(gate.get("verdict") == "Failed"))
 
     def record_drift(self, namespace: str, policy: str, scores: dict[str, float]) -> None:
         """Export the scores of a drift check the operator has just read."""
@@ -34,6 +66,7 @@ def operator_metrics() -> OperatorMetrics:
     """Create the metric families in a fresh registry."""
     registry = CollectorRegistry()
     policy = ["namespace", "policy"]
+    deployment = ["namespace", "model_deployment"]
     return OperatorMetrics(
         registry=registry,
         reconciles=Counter(
@@ -64,6 +97,42 @@ def operator_metrics() -> OperatorMetrics:
             "driftline_drift_feature_psi",
             "PSI of each feature in the last drift check, by DriftPolicy.",
             [*policy, "feature"],
+            registry=registry,
+        ),
+        rollout_phase=Gauge(
+            "driftline_rollout_phase",
+            "1 for the rollout's current phase, 0 for the others, by ModelDeployment.",
+            [*deployment, "phase"],
+            registry=registry,
+        ),
+        rollout_step=Gauge(
+            "driftline_rollout_step",
+            "Current rollout step, 1-based, by ModelDeployment.",
+            deployment,
+            registry=registry,
+        ),
+        rollout_percent=Gauge(
+            "driftline_rollout_challenger_percent",
+            "Challenger share the rollout applies now, percent, by ModelDeployment.",
+            deployment,
+            registry=registry,
+        ),
+        gate_value=Gauge(
+            "driftline_rollout_gate_value",
+            "Value each gate measured in the last analysis, by ModelDeployment and gate.",
+            [*deployment, "gate"],
+            registry=registry,
+        ),
+        gate_threshold=Gauge(
+            "driftline_rollout_gate_threshold",
+            "Bound each gate is checked against, by ModelDeployment and gate.",
+            [*deployment, "gate"],
+            registry=registry,
+        ),
+        gate_failed=Gauge(
+            "driftline_rollout_gate_failed",
+            "1 when the gate failed in the last analysis, else 0, by ModelDeployment and gate.",
+            [*deployment, "gate"],
             registry=registry,
         ),
     )

@@ -48,7 +48,7 @@ def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
     promotion = PromotionFlow(ctx, promotion_status, events)
     rollout_status = None
     if md.spec.rollout is None:
-        aliases = promotion.run(md.spec, annotations, aliases)
+        aliases = promotion.run(md, annotations, aliases)
     else:
         flow = RolloutFlow(ctx, promotion, events)
         seen = status.get("challenger") or {}

@@ -19,6 +19,7 @@ from driftline.registry_conventions import CHAMPION as CHAMPION
 from driftline.registry_conventions import VARIANTS as VARIANTS
 
 MODEL_DEPLOYMENTS = MODEL_DEPLOYMENT.plural
+MODEL_DEPLOYMENT_KIND = MODEL_DEPLOYMENT.kind
 DRIFT_POLICIES = DRIFT_POLICY.plural
 
 FIELD_MANAGER = "driftline-operator"

@@ -6,16 +6,20 @@ differs from the last one, so a challenger that keeps waiting does not flood the
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from driftline.api.v1alpha1 import ModelDeploymentSpec, PromotionDecision
 from driftline.api.v1alpha1.status_types import PromotionOutcome
+from driftline.registry_conventions import CHALLENGER
 from driftline_operator import names, promoter
 from driftline_operator.conditions import rfc3339
 from driftline_operator.context import Context
-from driftline_operator.decisions import VariantHealth, decide_auto_promotion
+from driftline_operator.decisions import decide_auto_promotion
 from driftline_operator.mlflow_rest import Aliases
 from driftline_operator.outcome import Event
+from driftline_operator.specs import ModelDeploymentObject
+from driftline_operator.traffic import MetricsUnavailableError
 
 
 class PromotionFlow:
@@ -28,9 +32,14 @@ class PromotionFlow:
         self._events = events
 
     def run(
-        self, spec: ModelDeploymentSpec, annotations: dict[str, str], aliases: Aliases
+        self, md: ModelDeploymentObject, annotations: dict[str, str], aliases: Aliases
     ) -> Aliases:
-        """Promote when asked by annotation or when auto criteria hold; returns the aliases."""
+        """Promote when asked by annotation or when auto criteria hold; returns the aliases.
+
+        Auto promotion's online health is the router's figures of the challenger over
+        ``promotion.windowMinutes`` (``Context.traffic``); without them the decision waits.
+        """
+        spec = md.spec
         promotion = spec.promotion
         if self.new_request(annotations):
             # A person asked: the offline rule is not re-checked (as `driftline promote --force`).
@@ -42,10 +51,14 @@ class PromotionFlow:
         uri, name = spec.model.tracking_uri, spec.model.name
         champion_metric = self._ctx.mlflow.metric(uri, name, aliases.champion or "", metric)
         challenger_metric = self._ctx.mlflow.metric(uri, name, aliases.challenger, metric)
-        health = VariantHealth(0, 0, None)
-        if self._ctx.health is not None:
-            window = 60.0 * promotion.window_minutes
-            health = self._ctx.health.health(name, aliases.challenger, window)
+        now = self._ctx.now()
+        since = now - timedelta(minutes=promotion.window_minutes)
+        try:
+            seen = self._ctx.traffic.window(md.owner, since, now)
+        except MetricsUnavailableError as exc:
+            self._record("Waiting", str(exc), aliases, warn=False)
+            return aliases
+        health = seen.variant(CHALLENGER)
         decision, _ = decide_auto_promotion(promotion, champion_metric, challenger_metric, health)
         if not decision.act:
             self._record("Waiting", decision.reason, aliases, warn=False)

@@ -105,7 +105,9 @@ def advance(
                 version=challenger,
                 phase="Aborted",
                 percent=0,
+                step=0,
                 steps=len(rollout.steps),
+                position=f"0/{len(rollout.steps)}",
                 failures=0,
                 message=f"version {challenger} is tagged rejected: {rejected}"[:500],
                 handled_abort=requests.abort,
@@ -125,7 +127,7 @@ def advance(
         return abort(status, "aborted on request (driftline.dev/abort)")
     if rejected is not None:
         return abort(status, f"version {challenger} was tagged rejected: {rejected}", tag=False)
-    if not challenger_ready:
+    if not challenger_ready and not requests.promote:
         waiting = f"step {status.position}: waiting for version {challenger}'s pods"
         clock = {"phase": "Progressing", "step_started_at": rfc3339(now), "message": waiting}
         return Transition(status.model_copy(update=clock))

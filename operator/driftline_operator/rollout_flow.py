@@ -7,18 +7,21 @@ untags the version in MLflow, and promotes through ``PromotionFlow.move``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from driftline.api.v1alpha1 import AnalysisResult, RolloutStatus
+from driftline.api.v1alpha1 import AnalysisResult, Gate, RolloutStatus
 from driftline.registry_conventions import REJECTED_TAG
 from driftline_operator import analysis, names, rollout
 from driftline_operator.conditions import parse_rfc3339, rfc3339
 from driftline_operator.context import Context
 from driftline_operator.mlflow_rest import Aliases
 from driftline_operator.outcome import Event
+from driftline_operator.prediction_log import LogUnavailableError
+from driftline_operator.prometheus_query import PrometheusQuery
 from driftline_operator.promotion_flow import PromotionFlow
 from driftline_operator.specs import ModelDeploymentObject
-from driftline_operator.traffic import MetricsUnavailableError
+from driftline_operator.traffic import MetricsUnavailableError, TrafficSource
 
 
 class RolloutFlow:
@@ -64,7 +67,7 @@ class RolloutFlow:
         fresh = None
         due = rollout.analysis_due(status, version, interval, now)
         if status is not None and challenger_ready and due:
-            fresh = self._analyse(md, status)
+            fresh = self._analyse(md, status, aliases.champion)
         step = rollout.advance(
             plan,
             auto=spec.promotion.mode == "auto",
@@ -76,11 +79,7 @@ class RolloutFlow:
             now=now,
             challenger_ready=challenger_ready,
         )
-        self._events += step.events
-        if version is not None and step.reject is not None:
-            ctx.mlflow.set_version_tag(uri, model, version, REJECTED_TAG, step.reject[:5000])
-        if version is not None and step.clear_rejection:
-            ctx.mlflow.delete_version_tag(uri, model, version, REJECTED_TAG)
+        self._carry_out(md, version, step)
         if not step.promote or step.status is None:
             return aliases, step.status
         moved, refused = self._promotion.move(
@@ -97,19 +96,74 @@ class RolloutFlow:
             self._events.append(("Normal", "RolloutPromoted", done.message or ""))
             return moved, done
         aborted = rollout.abort(step.status, f"promotion refused: {refused}")
-        self._events += aborted.events
-        if version is not None and aborted.reject is not None:
-            ctx.mlflow.set_version_tag(uri, model, version, REJECTED_TAG, aborted.reject[:5000])
+        self._carry_out(md, version, aborted)
         return aliases, aborted.status
 
-    def _analyse(self, md: ModelDeploymentObject, status: RolloutStatus) -> AnalysisResult | None:
+    def _carry_out(
+        self, md: ModelDeploymentObject, version: str | None, step: rollout.Transition
+    ) -> None:
+        """Post the transition's Events; tag or untag the version in MLflow as it says."""
+        self._events += step.events
+        if version is None:
+            return
+        model, uri = md.spec.model.name, md.spec.model.tracking_uri
+        if step.reject is not None:
+            self._ctx.mlflow.set_version_tag(uri, model, version, REJECTED_TAG, step.reject[:5000])
+        if step.clear_rejection:
+            self._ctx.mlflow.delete_version_tag(uri, model, version, REJECTED_TAG)
+
+    def _analyse(
+        self, md: ModelDeploymentObject, status: RolloutStatus, champion: str | None
+    ) -> AnalysisResult | None:
         """The current step's analysis; None while the window is empty (baseline just taken)."""
         now = self._ctx.now()
         since = parse_rfc3339(status.step_started_at or rfc3339(now))
         try:
-            window = self._ctx.traffic.window(md.owner, since, now)
+            window = self._source(md).window(md.owner, since, now)
         except MetricsUnavailableError as exc:
-            return analysis.inconclusive(str(exc), rfc3339(now))
+            behaviour = self._behaviour(md, status, champion, since, now)
+            return analysis.inconclusive(str(exc), rfc3339(now), behaviour)
         if window.seconds <= 0:
             return None
-        return analysis.analyse(md.spec.analysis, window, rfc3339(now))
+        behaviour = self._behaviour(md, status, champion, since, now)
+        return analysis.analyse(md.spec.analysis, window, rfc3339(now), behaviour)
+
+    def _source(self, md: ModelDeploymentObject) -> TrafficSource:
+        """The spec's Prometheus when it names one, else the operator's direct scrape."""
+        prometheus = md.spec.analysis.prometheus
+        if prometheus is None:
+            return self._ctx.traffic
+        timeout = self._ctx.settings.scrape_timeout_seconds
+        return PrometheusQuery(prometheus.url, timeout, prometheus.selector)
+
+    def _behaviour(
+        self,
+        md: ModelDeploymentObject,
+        status: RolloutStatus,
+        champion: str | None,
+        since: datetime,
+        now: datetime,
+    ) -> list[Gate]:
+        """The model-behaviour gates, when the operator reads the inference log the pods write.
+
+        Pods log only when ``spec.logging.storeRef`` is set; the operator reads its own store
+        (DRIFTLINE_HEALTH_LOG_STORE), which must be the same database.
+        """
+        log = self._ctx.predictions
+        logging = md.spec.logging
+        if log is None or logging is None or logging.store_ref is None:
+            return []
+        if champion is None or status.version is None:
+            return []
+        model = md.spec.model.name
+        try:
+            ours = log.predictions(model, status.version, since, now)
+            theirs = log.predictions(model, champion, since, now)
+        except LogUnavailableError as exc:
+            shadowing = md.spec.traffic.shadow_percent > 0
+            names = analysis.BEHAVIOUR_GATES + (analysis.SHADOW_GATES if shadowing else ())
+            return analysis.unmeasured(names, str(exc))
+        gates = analysis.behaviour_gates(md.spec.analysis, theirs, ours)
+        if md.spec.traffic.shadow_percent > 0:
+            gates += analysis.shadow_gates(md.spec.analysis, theirs, ours)
+        return gates

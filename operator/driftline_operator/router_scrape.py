@@ -1,8 +1,8 @@
 """Rollout analysis's default source of figures: the router pods' ``/metrics``, read directly.
 
-No Prometheus needed. Counters are cumulative, so a window is the difference between a baseline
-scrape kept in memory and the current one. The baseline is lost when the operator restarts: the
-window then starts again at the first scrape after the restart.
+No Prometheus needed. Counters are cumulative, so a window is the difference between an earlier
+scrape kept in memory and the current one. Scrapes are lost when the operator restarts: a window
+then starts at the first scrape after the restart.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def router_pods(kube: Kube, owner: Owner) -> Iterable[tuple[str, str]]:
 
 
 Fetch = Callable[[str, float], str]
+HISTORY = 256  # scrapes kept per ModelDeployment
 # pod uid -> that pod's per-variant counts, as one scrape found them
 Scrape = dict[str, dict[str, Counts]]
 
@@ -58,38 +59,42 @@ def http_get(url: str, timeout: float) -> str:
 
 
 class RouterScrape:
-    """Reads the router pods' /metrics directly; keeps one baseline per ModelDeployment."""
+    """Reads the router pods' /metrics directly; keeps recent scrapes per ModelDeployment."""
 
     def __init__(self, kube: Kube, timeout: float, fetch: Fetch = http_get) -> None:
         """``timeout`` bounds each pod's scrape, in seconds."""
         self._kube = kube
         self._timeout = timeout
         self._fetch = fetch
-        # (namespace, name) -> (the window start it belongs to, when taken, per-pod counts)
-        self._baselines: dict[tuple[str, str], tuple[datetime, datetime, Scrape]] = {}
+        # (namespace, name) -> scrapes, oldest first: (when taken, per-pod counts)
+        self._history: dict[tuple[str, str], list[tuple[datetime, Scrape]]] = {}
 
     def window(self, owner: Owner, since: datetime, now: datetime) -> TrafficWindow:
-        """The counts added since the baseline of ``since``, taken at the first call for it.
+        """The counts added between the first scrape taken at or after ``since`` and now.
 
-        The first call for a new ``since`` (a new step, or after a restart) records the
-        baseline and returns an empty window. Raises MetricsUnavailableError when no router
-        pod runs or none answers.
+        Each call scrapes and keeps the scrape, so the first call after ``since`` (a new step,
+        or the first look after a restart) returns an empty window and later calls measure
+        from it. At most HISTORY scrapes are kept per ModelDeployment: past that, every other
+        scrape of the older half goes, so long windows stay covered, more coarsely. Raises
+        MetricsUnavailableError when no router pod runs or none answers.
         """
         scraped = self._scrape(owner)
-        key = (owner.namespace, owner.name)
-        baseline = self._baselines.get(key)
-        if baseline is None or baseline[0] != since:
-            self._baselines[key] = (since, now, scraped)
+        history = self._history.setdefault((owner.namespace, owner.name), [])
+        baseline = next(((taken, then) for taken, then in history if taken >= since), None)
+        if len(history) >= HISTORY:
+            del history[1 : HISTORY // 2 : 2]
+        history.append((now, scraped))
+        if baseline is None:
             return TrafficWindow(0.0, {})
-        _, taken, then = baseline
+        taken, then = baseline
         counts = difference(scraped, then)
         return TrafficWindow(
             (now - taken).total_seconds(), {v: VariantWindow.of(c) for v, c in counts.items()}
         )
 
     def forget(self, owner: Owner) -> None:
-        """Drop the baseline of a ModelDeployment whose rollout ended."""
-        self._baselines.pop((owner.namespace, owner.name), None)
+        """Drop the scrapes of a deleted ModelDeployment."""
+        self._history.pop((owner.namespace, owner.name), None)
 
     def _scrape(self, owner: Owner) -> Scrape:
         scraped: dict[str, dict[str, Counts]] = {}

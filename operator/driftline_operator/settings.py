@@ -48,8 +48,8 @@ class OperatorSettings(BaseSettings):
     )
     health_log_store: str | None = Field(
         None,
-        description="Inference log URL read for auto promotion's online health; unset: auto"
-        " promotion waits.",
+        description="Inference log URL the operator reads for the model-behaviour gates of"
+        " rollouts (how differently the variants predict); unset: those gates are not run.",
     )
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to watch; empty means the whole cluster."

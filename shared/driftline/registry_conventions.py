@@ -10,6 +10,9 @@ from __future__ import annotations
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 VARIANTS = (CHAMPION, CHALLENGER)
+# The variant the inference log records for the challenger's answer to a shadowed copy of a
+# champion request (same request id as the champion's row; never returned to the client).
+SHADOW = "shadow"
 # Training logs its held-out test metrics as ``test_<metric>``; promotion compares those.
 METRIC_PREFIX = "test_"
 # Set on a model version whose rollout was aborted (the value says why): the operator does not

@@ -40,6 +40,7 @@ class FakeUpstream(socketserver.ThreadingTCPServer):
         self.behaviour = behaviour
         self.fail_every = 0
         self.delay = 0.0
+        self.first_failure_at: float | None = None  # time.monotonic() of the first fail_every 500
         self.requests = 0
         self.stopping = threading.Event()
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
@@ -79,6 +80,8 @@ class _Handler(socketserver.StreamRequestHandler):
             every = self.server.fail_every
             if behaviour == "ok" and every and self.server.requests % every == 0:
                 behaviour = "500"
+                if self.server.first_failure_at is None:
+                    self.server.first_failure_at = time.monotonic()
             if behaviour != "ok":
                 status = int(behaviour)
                 body = orjson.dumps({"error": "fake", "message": f"the fake answers {status}"})

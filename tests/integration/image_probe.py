@@ -28,12 +28,12 @@ POSTGRES_URL = "postgresql://driftline:secret@127.0.0.1:9/driftline"
 
 
 def _operator_engine() -> None:
-    from driftline_operator.health import InferenceLogHealth
+    from driftline_operator.prediction_log import PredictionLog
     from driftline_operator.settings import OperatorSettings
 
     url = OperatorSettings().health_log_store
     assert url == os.environ["DRIFTLINE_HEALTH_LOG_STORE"], url
-    InferenceLogHealth(url)
+    PredictionLog(url)
 
 
 def _serving_engine() -> None:

@@ -11,13 +11,17 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
 from driftline.api.v1alpha1 import Analysis, AnalysisResult
-from driftline_operator.analysis import analyse
+from driftline_operator.analysis import Predictions, analyse, behaviour_gates, shadow_gates
+from driftline_operator.prediction_log import PredictionLog
 from driftline_operator.router_scrape import http_get
 from driftline_operator.traffic import (
     Counts,
@@ -30,7 +34,7 @@ from driftline_serving.split import choose
 from tests.integration.conftest import Served
 from tests.integration.fake_upstream import FakeUpstream
 from tests.integration.serving_helpers import metric, rows
-from tests.processes import free_port
+from tests.processes import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -280,3 +284,128 @@ def test_the_routers_figures_catch_a_failing_then_a_slow_challenger(
     assert p95 is not None and 150 <= p95 <= 250, variants
     assert variants["challenger"].errors == 0
     assert failed_gates(result) == {"latencyP95Ms", "latencyP95IncreaseMs"}, result
+
+
+def test_the_inference_log_shows_a_challenger_whose_probabilities_shifted(
+    driftline_module, start_server, champion_run: dict, adult: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Two real inference servers behind a real router, both logging to one SQLite inference
+    log: a challenger trained on labels where half the negatives were flipped to positive
+    predicts much higher probabilities on the same traffic, and the behaviour gates read from
+    the log name it. (Every row is kept, so the challenger's feature ranges stay Adult's.)"""
+    skewed = adult.copy()
+    flipped = skewed[skewed["income"] == 0].sample(frac=0.5, random_state=0).index
+    skewed.loc[flipped, "income"] = 1
+    data = tmp_path / "skewed.csv"
+    skewed.to_csv(data, index=False)
+    trained = driftline_module(
+        "train", "--data", str(data), "--seed", "3", "--folds", "2",
+        "--register", "adult-skewed", "--json",
+    )  # fmt: skip
+    assert trained.code == 0, trained.stderr
+    store = f"sqlite:///{tmp_path / 'log.db'}"
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    champion = start_server("serve", "--log-store", store, "--variant", "champion")
+    challenger = start_server(
+        "serve", "--model", "adult-skewed", "--version", trained.json["version"],
+        "--log-store", store, "--variant", "challenger",
+    )  # fmt: skip
+    router = start_server(
+        "router", "--champion", champion.url, "--challenger", challenger.url,
+        "--split-bps", "5000", ready="/ready",
+    )  # fmt: skip
+    with httpx.Client(base_url=router.url) as client:
+        for n, record in enumerate(rows(adult, 1600, seed=5)):
+            answer = client.post("/predict", json={"features": record, "request_id": f"b{n}"})
+            assert answer.status_code == 200, answer.text
+    log = PredictionLog(store)
+
+    def logged() -> tuple[Predictions, Predictions] | None:
+        now = datetime.now(UTC)
+        ours = log.predictions("adult-skewed", trained.json["version"], since, now)
+        theirs = log.predictions("adult-income", str(champion_run["version"]), since, now)
+        return (theirs, ours) if ours.count + theirs.count == 1600 else None
+
+    theirs, ours = wait_for(logged, 30, "the servers did not log every prediction")
+    assert 600 < ours.count < 1000
+    gates = Analysis(min_requests=100)
+    shifted = {g.name: g for g in behaviour_gates(gates, theirs, ours)}
+    failed = {name for name, gate in shifted.items() if gate.verdict == "Failed"}
+    assert failed == {"predictionPsi", "predictionKs", "positiveRateDifference"}, shifted
+    assert float(np.mean(ours.probabilities)) > float(np.mean(theirs.probabilities)) + 0.05
+    # The control: the champion's own predictions, split in two, predict alike.
+    half = theirs.count // 2
+    first = Predictions(theirs.probabilities[:half], theirs.decisions[:half])
+    second = Predictions(theirs.probabilities[half:], theirs.decisions[half:])
+    alike = behaviour_gates(gates, first, second)
+    assert {g.verdict for g in alike} == {"Passed"}, alike
+
+
+def test_shadow_copies_are_logged_paired_and_never_waited_for(
+    start_server, fake: FakeUpstream, adult: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Shadow 100%, split 0: every answer is the champion's; the challenger (a second real
+    server) logs each copy as variant shadow under the same request id; a challenger that
+    hangs costs the champion path nothing."""
+    store = f"sqlite:///{tmp_path / 'log.db'}"
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    champion = start_server("serve", "--log-store", store, "--variant", "champion")
+    challenger = start_server("serve", "--log-store", store, "--variant", "challenger")
+    router = start_server(
+        "router", "--champion", champion.url, "--challenger", challenger.url,
+        "--shadow-bps", "10000", ready="/ready",
+    )  # fmt: skip
+    records = rows(adult, 300, seed=9)
+    with httpx.Client(base_url=router.url) as client:
+        answers = [
+            client.post("/predict", json={"features": r, "request_id": f"s{n}"})
+            for n, r in enumerate(records)
+        ]
+        assert {a.json()["variant"] for a in answers} == {"champion"}
+    log = PredictionLog(store)
+
+    def both_logged() -> tuple[Predictions, Predictions] | None:
+        now = datetime.now(UTC)
+        theirs = log.predictions("adult-income", answers[0].json()["version"], since, now)
+        # Both servers serve the same version: the shadow rows are the challenger's.
+        if theirs.shadow is None or int(theirs.shadow.sum()) < len(records):
+            return None
+        shadow = theirs.shadow
+        mine = [i for i in range(theirs.count) if not shadow[i]]
+        own = [i for i in range(theirs.count) if shadow[i]]
+        ids = theirs.request_ids
+        return (
+            Predictions(theirs.probabilities[mine], theirs.decisions[mine],
+                        tuple(ids[i] for i in mine), np.zeros(len(mine), dtype=bool)),
+            Predictions(theirs.probabilities[own], theirs.decisions[own],
+                        tuple(ids[i] for i in own), np.ones(len(own), dtype=bool)),
+        )  # fmt: skip
+
+    champion_rows, shadow_rows = wait_for(both_logged, 30, "the shadow copies were not logged")
+    assert sorted(shadow_rows.request_ids) == sorted(f"s{n}" for n in range(len(records)))
+    paired = {
+        g.name: g for g in shadow_gates(Analysis(min_requests=100), champion_rows, shadow_rows)
+    }
+    assert paired["shadowAgreement"].value == 1.0 and paired["shadowAgreement"].verdict == "Passed"
+    assert paired["shadowProbabilityDifference"].value == 0.0
+    counted = httpx.get(router.url + "/metrics").text
+    answered = 'driftline_router_shadow_requests_total{outcome="answered"}'
+    assert metric(counted, answered) == len(records)
+    # A challenger that never answers: the champion path does not wait for the copies.
+    fake.behaviour = "hang"
+    hanging = start_server(
+        "router", "--champion", champion.url, "--challenger", fake.url, "--shadow-bps", "10000",
+        env={"DRIFTLINE_ROUTER_UPSTREAM_TIMEOUT_SECONDS": "30"}, ready="/ready",
+    )  # fmt: skip
+    started = time.monotonic()
+    with httpx.Client(base_url=hanging.url, timeout=60) as client:
+        codes = [
+            client.post(
+                "/predict", json={"features": records[n], "request_id": f"h{n}"}
+            ).status_code
+            for n in range(20)
+        ]
+    assert codes == [200] * 20
+    # Twenty answers while every copy hangs for the 30 s timeout: nothing waited on them.
+    assert time.monotonic() - started < 15
+    assert fake.requests >= 1

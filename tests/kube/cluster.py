@@ -35,7 +35,7 @@ BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-kube-bins.sh"
 BIN_DIR_ENV = "DRIFTLINE_KUBE_BIN_DIR"
 KEEP_ENV = "DRIFTLINE_KUBE_KEEP"
 
-REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "prometheus")
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 # First address of the service range: the in-cluster "kubernetes" Service gets it, and the
 # serving certificate must name it for in-cluster clients. Nothing ever connects to it.

@@ -71,4 +71,5 @@ from tests.kube.operator_fixtures import (  # noqa: E402, F401
     models,
     operator,
     operator_kubeconfig,
+    routed,
 )

@@ -18,9 +18,11 @@ from typing import Any
 
 import kubernetes
 import pytest
+import yaml
 
 from tests.integration.conftest import MlflowServer, mlflow_server  # noqa: F401 (fixture)
 from tests.kube.cluster import REPO_ROOT, KubeCluster, Kubectl
+from tests.kube.router_standin import RouterStandIn
 from tests.processes import free_port, log_tail, stop, wait_for, wait_http
 
 CRD_DIR = REPO_ROOT / "crds"
@@ -267,3 +269,37 @@ def wait_status(
         return obj if predicate(obj) else None
 
     return wait_for(check, timeout, message)
+
+
+@pytest.fixture
+def routed(
+    operator: OperatorProcess,
+    models: Models,
+    mlflow_server: MlflowServer,  # noqa: F811
+    api_client: kubernetes.client.ApiClient,
+    kube_cluster: KubeCluster,
+    namespace: str,
+    tmp_path: Path,
+) -> Iterator[Any]:
+    """Starts a served model: champion 1 and challenger 2 with the given test_roc_auc, the
+    router stand-in (tests/kube/router_standin.py) and a ModelDeployment of ``spec``; returns
+    (model name, stand-in). ``pace`` spaces the stand-in's client requests. Stand-ins stop at
+    the end of the test."""
+    started: list[RouterStandIn] = []
+
+    def start(
+        name: str, metrics: tuple[float, float] = (0.80, 0.90), pace: float = 0.01, **spec: Any
+    ) -> tuple[str, RouterStandIn]:
+        model = models.create(name, list(metrics))
+        models.registry().set_challenger(model, "2")
+        core = kubernetes.client.CoreV1Api(api_client)
+        router = RouterStandIn(core, namespace, name, tmp_path / name, pace=pace)
+        router.workdir.mkdir()
+        started.append(router.start())
+        manifest = model_deployment(name, model, mlflow_server.uri, **spec)
+        Kubectl(kube_cluster)("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+        return model, router
+
+    yield start
+    for router in started:
+        router.stop()

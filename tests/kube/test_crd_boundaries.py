@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import copy
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kubernetes
+import numpy as np
 import pytest
 import yaml
 from kubernetes.client.rest import ApiException
@@ -34,13 +36,19 @@ from driftline_cli import drift_cmd, train_cmd
 from driftline_cli.main import build_parser
 from driftline_cli.settings import CliSettings
 from driftline_operator import names, specs
+from driftline_operator.analysis import Predictions, analyse, behaviour_gates, shadow_gates
 from driftline_operator.builders.children import desired_children
 from driftline_operator.builders.drift import build_drift_cronjob, build_training_job
-from driftline_operator.decisions import VariantHealth, decide_auto_promotion, decide_retrain
+from driftline_operator.conditions import rfc3339
+from driftline_operator.decisions import decide_auto_promotion, decide_retrain
+from driftline_operator.prometheus_query import PrometheusQuery
+from driftline_operator.rollout import Requests, advance
 from driftline_operator.settings import OperatorSettings
+from driftline_operator.traffic import TrafficWindow, VariantWindow
 from driftline_serving.settings import ServingSettings
-from tests.kube.cluster import REPO_ROOT
+from tests.kube.cluster import REPO_ROOT, KubeCluster
 from tests.kube.operator_fixtures import CRD_DIR
+from tests.kube.prometheus_server import prometheus
 
 NAMESPACE = "default"
 CASES = REPO_ROOT / "tests/kube/cases"
@@ -73,7 +81,12 @@ MD_BASE: dict[str, Any] = {
             "autoscaling": {"minReplicas": 1, "maxReplicas": 100},
             "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "1"}},
         },
+        "traffic": {"challengerPercent": 10, "shadowPercent": 10},
         "promotion": {"mode": "auto"},
+        "rollout": {
+            "steps": [{"challengerPercent": 10, "pause": "1m"}, {"challengerPercent": 100}]
+        },
+        "analysis": {"prometheus": {"url": "http://prometheus.monitoring:9090"}},
         "logging": {"storeRef": {"secretName": "inference-log-db"}},
     },
 }
@@ -197,6 +210,70 @@ _ENV = Boundary(
     _ENV_ITEMS,
 )  # fmt: skip
 _LOOKBACK_OK = ("1s", "90s", "15m", "1h", "2d", "999999999d")
+_PAUSE = (("1s", "90s", "15m", "1h", "9999999h"), ("0s", "-1s", "1.5m", "1d", "1 s", "10", ""))
+_SHARE = ((0, 0.5, 1), (-0.1, 1.1))
+_STEP_ITEMS = ("spec.rollout.steps[].challengerPercent", "spec.rollout.steps[].pause")
+_ROLLOUT = (
+    Boundary(
+        "ModelDeployment",
+        "spec.rollout",
+        (
+            {"steps": [{"challengerPercent": 100}]},
+            {"steps": [{"challengerPercent": 1, "pause": "1s"}, {"challengerPercent": 2}]},
+        ),
+        (
+            {"steps": [{"challengerPercent": 50}, {"challengerPercent": 50}]},
+            {"steps": [{"challengerPercent": 60}, {"challengerPercent": 20}]},
+        ),
+    ),
+    Boundary(
+        "ModelDeployment",
+        "spec.rollout.steps",
+        (
+            [{"challengerPercent": 1}],
+            [{"challengerPercent": 100, "pause": "9999999h"}],
+            [{"challengerPercent": 5 * i, "pause": "1s"} for i in range(1, 21)],
+        ),
+        (
+            [],
+            [{"challengerPercent": i} for i in range(1, 22)],
+            [{"challengerPercent": 0}],
+            [{"challengerPercent": 101}],
+            [{"pause": "1m"}],
+            *([{"challengerPercent": 10, "pause": bad}] for bad in _PAUSE[1]),
+        ),
+        _STEP_ITEMS,
+    ),
+    Boundary("ModelDeployment", "spec.rollout.failureLimit", (1, 10), (0, 11)),
+    Boundary("ModelDeployment", "spec.analysis.interval", *_PAUSE),
+    Boundary("ModelDeployment", "spec.analysis.minRequests", (1, 10**6), (0, 10**6 + 1)),
+    Boundary("ModelDeployment", "spec.analysis.maxErrorRate", *_SHARE),
+    Boundary("ModelDeployment", "spec.analysis.maxErrorRateIncrease", *_SHARE),
+    Boundary("ModelDeployment", "spec.analysis.maxLatencyP95Ms", (0.001, 10**6), (0, -1)),
+    Boundary("ModelDeployment", "spec.analysis.maxLatencyP95IncreaseMs", (0, 10**6), (-1,)),
+    Boundary("ModelDeployment", "spec.analysis.maxPredictionPsi", (0, 100), (-0.1,)),
+    Boundary("ModelDeployment", "spec.analysis.maxPredictionKs", *_SHARE),
+    Boundary("ModelDeployment", "spec.analysis.maxPositiveRateDifference", *_SHARE),
+    Boundary("ModelDeployment", "spec.analysis.minShadowAgreement", *_SHARE),
+    Boundary("ModelDeployment", "spec.analysis.maxShadowProbabilityDifference", *_SHARE),
+    Boundary(
+        "ModelDeployment",
+        "spec.analysis.prometheus.url",
+        ("http://p", "https://prometheus.monitoring:9090/prefix"),
+        ("", "p:9090", "ftp://p", "http://", "http://p/ x"),
+    ),
+    Boundary(
+        "ModelDeployment",
+        "spec.analysis.prometheus.selector",
+        (
+            'job="router"',
+            'namespace="a b",model_deployment=~"b.*"',
+            'a!="",b!~"y|z"',
+            'a="' + "x" * 496 + '"',
+        ),
+        ("", '{job="r"}', "job=router", 'job="r",', 'job="r" ', '1a="x"', 'a="' + "x" * 497 + '"'),
+    ),
+)
 _DURATION_BAD = ("-1h", "1.5h", "00h", "1 h", "1w", "h", "1000000000s", "")
 
 BOUNDARIES: tuple[Boundary, ...] = (
@@ -238,6 +315,8 @@ BOUNDARIES: tuple[Boundary, ...] = (
     Boundary("ModelDeployment", "spec.router.image", *_IMAGE),
     Boundary("ModelDeployment", "spec.router.replicas", (1, 20), (0, 21)),
     Boundary("ModelDeployment", "spec.traffic.challengerPercent", (0, 1, 99, 100), (-1, 101)),
+    Boundary("ModelDeployment", "spec.traffic.shadowPercent", (0, 1, 100), (-1, 101)),
+    *_ROLLOUT,
     Boundary("ModelDeployment", "spec.promotion.mode", ("manual", "auto"), ("Auto", "")),
     Boundary(
         "ModelDeployment",
@@ -367,8 +446,48 @@ def create_children(api: kubernetes.client.ApiClient, objects: list[dict[str, An
         kubernetes.utils.create_from_dict(api, obj, namespace=NAMESPACE, dry_run="All")
 
 
+def consume_rollout(md: specs.ModelDeploymentObject, prometheus_url: str) -> None:
+    """The rollout walks every step to promotion on passing analyses of the admitted gates,
+    and a real Prometheus accepts the admitted selector in its queries."""
+    spec = md.spec
+    assert spec.rollout is not None and spec.analysis.prometheus is not None
+    source = PrometheusQuery(prometheus_url, 10, spec.analysis.prometheus.selector)
+    now = datetime.now(UTC)
+    source.window(md.owner, now - spec.analysis.interval_period(), now)
+    rng = np.random.default_rng(0)
+    probabilities = rng.uniform(size=spec.analysis.min_requests)
+    same = Predictions(
+        probabilities, (probabilities > 0.5).astype(float),
+        tuple(map(str, range(probabilities.size))), np.ones(probabilities.size, dtype=bool),
+    )  # fmt: skip
+    behaviour = behaviour_gates(spec.analysis, same, same) + shadow_gates(spec.analysis, same, same)
+    healthy = VariantWindow(spec.analysis.min_requests, 0, 0.0)
+    window = TrafficWindow(1.0, {"champion": healthy, "challenger": healthy})
+    status = advance(
+        spec.rollout, auto=True, status=None, challenger="2", rejected=None,
+        requests=Requests(), analysis=None, now=now,
+    ).status  # fmt: skip
+    for _ in spec.rollout.steps:
+        assert status is not None and status.step is not None
+        pause = spec.rollout.steps[status.step].pause_period()
+        now += (pause or timedelta(0)) + timedelta(seconds=1)
+        result = analyse(spec.analysis, window, rfc3339(now), behaviour)
+        assert result.verdict == "Passed", result
+        step = advance(
+            spec.rollout, auto=True, status=status, challenger="2", rejected=None,
+            requests=Requests(promote=pause is None), analysis=result, now=now,
+        )  # fmt: skip
+        if step.promote:
+            return
+        status = step.status
+    raise AssertionError(f"the rollout did not reach promotion: {status}")
+
+
 def consume_model_deployment(
-    api: kubernetes.client.ApiClient, md: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    api: kubernetes.client.ApiClient,
+    md: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    prometheus_url: str,
 ) -> None:
     """Everything that reads a ModelDeployment's spec accepts the admitted object."""
     typed = specs.model_deployment(md)
@@ -377,9 +496,10 @@ def consume_model_deployment(
     assert urllib.parse.urlsplit(spec.model.tracking_uri).hostname
     children = desired_children(typed, "1", "2", spec.traffic.challenger_percent, SETTINGS)
     create_children(api, children.objects)
-    health = VariantHealth(requests=10**9, errors=0, latency_p95_ms=0.0)
+    health = VariantWindow(requests=10**9, errors=0, latency_p95_ms=0.0)
     for champion, challenger in ((0.5, 0.9), (0.9, 0.5)):  # a win whichever the direction
         decide_auto_promotion(spec.promotion, champion, challenger, health)
+    consume_rollout(typed, prometheus_url)
     for obj in children.objects:
         if obj["kind"] == "Deployment" and names.LABEL_VARIANT in obj["metadata"]["labels"]:
             (container,) = obj["spec"]["template"]["spec"]["containers"]
@@ -447,15 +567,25 @@ def test_admitted_values_are_accepted_by_their_consumers(
     api_client: kubernetes.client.ApiClient,
     crds: None,
     monkeypatch: pytest.MonkeyPatch,
+    prometheus_url: str,
     kind: str,
     path: str,
     value: Any,
 ) -> None:
     admitted = dry_run_create(api_client, with_value(kind, path, value))
     if kind == "ModelDeployment":
-        consume_model_deployment(api_client, admitted, monkeypatch)
+        consume_model_deployment(api_client, admitted, monkeypatch, prometheus_url)
     else:
         consume_drift_policy(api_client, admitted)
+
+
+@pytest.fixture(scope="module")
+def prometheus_url(
+    kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real Prometheus (no targets): the consumer of spec.analysis.prometheus.selector."""
+    with prometheus(kube_cluster.bin_dir, tmp_path_factory.mktemp("prometheus"), {}) as url:
+        yield url
 
 
 # The smallest objects of each kind, with every optional block present but empty, so the API
@@ -464,6 +594,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "ModelDeployment": {
         "model": {"name": "m", "trackingUri": "http://m", "credentialsSecretRef": {"name": "c"}},
         "serving": {"autoscaling": {}},
+        "rollout": {"steps": [{"challengerPercent": 10}]},
+        "analysis": {"prometheus": {"url": "http://p"}},
         "logging": {"storeRef": {"secretName": "s"}},
     },
     "DriftPolicy": {"modelDeploymentRef": {"name": "m"}},

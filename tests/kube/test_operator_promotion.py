@@ -1,49 +1,28 @@
-"""Auto promotion on the real tier: the operator moves the aliases once when the challenger
-wins offline and is healthy online, and not when either fails. Pods cannot run here, so the
-online health comes from real rows the test writes to the SQLite inference log the operator
-reads (DRIFTLINE_HEALTH_LOG_STORE)."""
+"""Auto promotion without steps on the real tier: the operator moves the aliases once when the
+challenger wins offline and is healthy online, and not when either fails. Online health is what
+the router saw, scraped from a router stand-in (tests/kube/router_standin.py): a real router
+process in front of FAKE upstreams that can fail or be slow on cue."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import kubernetes
 import pytest
 
-from driftline.inference_log import LogRecord, create_schema, engine_for, insert_batch
-from tests.integration.conftest import MlflowServer
-from tests.kube.cluster import Kubectl
 from tests.kube.operator_fixtures import (
     RESOLVE_INTERVAL,
     Models,
     OperatorProcess,
     events,
-    model_deployment,
     wait_status,
 )
-from tests.kube.test_operator import apply
 
 pytestmark = pytest.mark.kube
 
 AUTO = {"mode": "auto", "metric": "roc_auc", "minDelta": 0.005, "minRequests": 50,
         "maxErrorRate": 0.01, "maxLatencyMs": 100, "windowMinutes": 60}  # fmt: skip
-
-
-def serve_rows(url: str, model: str, version: str, count: int, latency_ms: float) -> None:
-    """What a challenger pod would have logged after serving ``count`` requests."""
-    engine = engine_for(url)
-    create_schema(engine)
-    now = time.time()
-    insert_batch(
-        engine,
-        [
-            LogRecord(
-                now - i, model, version, "challenger", f"r{i}", {"age": 40}, 1, 0.7, latency_ms
-            )
-            for i in range(count)
-        ],
-    )
-    engine.dispose()
 
 
 def last_decision(obj: dict) -> dict:
@@ -53,52 +32,56 @@ def last_decision(obj: dict) -> dict:
 def test_auto_promotion_once_when_criteria_hold_and_not_otherwise(
     operator: OperatorProcess,
     models: Models,
-    mlflow_server: MlflowServer,
-    health_log: str,
     api_client: kubernetes.client.ApiClient,
-    kubectl: Kubectl,
     namespace: str,
+    routed: Any,
 ) -> None:
-    cases = {
-        # name: (metrics of v1 and v2, rows served by v2, p95 latency)
-        "wins": ([0.90, 0.95], 60, 5.0),
-        "too-few-requests": ([0.90, 0.95], 10, 5.0),
-        "too-slow": ([0.90, 0.95], 60, 250.0),
-        "loses-offline": ([0.90, 0.89], 60, 5.0),
+    cases: dict[str, tuple[tuple[float, float], int, dict[str, Any]]] = {
+        # name: (metrics of v1 and v2, challenger percent, how the FAKE challenger misbehaves)
+        "wins": ((0.90, 0.95), 50, {}),
+        "too-few-requests": ((0.90, 0.95), 1, {}),
+        "too-slow": ((0.90, 0.95), 50, {"delay": 0.15}),
+        "failing": ((0.90, 0.95), 50, {"fail_every": 4}),
+        "loses-offline": ((0.90, 0.89), 50, {}),
     }
     model_of: dict[str, str] = {}
-    for name, (metrics, rows, latency) in cases.items():
-        model = models.create(f"auto-{name}", metrics)
-        models.registry().set_challenger(model, "2")
-        serve_rows(health_log, model, "2", rows, latency)
+    for name, (metrics, percent, misbehaviour) in cases.items():
+        traffic = {"challengerPercent": percent}
+        model, router = routed(name, metrics, pace=0.03, promotion=AUTO, traffic=traffic)
+        for attribute, value in misbehaviour.items():
+            setattr(router.challenger, attribute, value)
         model_of[name] = model
-        spec = model_deployment(name, model, mlflow_server.uri, promotion=AUTO)
-        apply(kubectl, namespace, spec)
 
     promoted = wait_status(
         api_client, namespace, "modeldeployments", "wins",
         lambda o: o.get("status", {}).get("champion", {}).get("version") == "2",
-        RESOLVE_INTERVAL * 3 + 20, "the winning challenger was not promoted",
+        RESOLVE_INTERVAL * 3 + 30, "the winning challenger was not promoted",
     )  # fmt: skip
     assert last_decision(promoted).get("outcome") == "Promoted", promoted["status"]
     assert models.aliases(model_of["wins"]) == {"champion": "2"}
 
-    expected = {"too-few-requests": "requests", "too-slow": "latency", "loses-offline": "roc_auc"}
+    expected = {"too-slow": "latency", "failing": "error rate", "loses-offline": "roc_auc"}
     for name, word in expected.items():
         waiting = wait_status(
             api_client, namespace, "modeldeployments", name,
-            lambda o: last_decision(o).get("outcome") == "Waiting",
-            RESOLVE_INTERVAL * 3 + 10, f"{name}: no Waiting decision recorded",
+            lambda o, word=word: word in last_decision(o).get("reason", ""),
+            RESOLVE_INTERVAL * 3 + 20, f"{name}: no Waiting decision naming {word!r}",
         )  # fmt: skip
-        assert word in last_decision(waiting)["reason"], last_decision(waiting)
+        assert last_decision(waiting)["outcome"] == "Waiting"
         assert models.aliases(model_of[name]) == {"champion": "1", "challenger": "2"}
+    few = wait_status(api_client, namespace, "modeldeployments", "too-few-requests",
+                      lambda o: True, 5, "")  # fmt: skip
+    assert "requests" in last_decision(few)["reason"], last_decision(few)
 
-    # Several more timer rounds: the decision is taken once, the aliases moved once.
+    # Several more timer rounds: the decision is taken once, the aliases moved once, and a
+    # decision that stays the same is not posted again.
     time.sleep(RESOLVE_INTERVAL * 2)
     assert models.aliases(model_of["wins"]) == {"champion": "2"}
     reasons = [e.reason for e in events(api_client, namespace, "wins")]
     assert reasons.count("PromotionPromoted") == 1
-    waiting_events = [
-        e for e in events(api_client, namespace, "too-slow") if e.reason == "PromotionWaiting"
+    latency = [
+        e
+        for e in events(api_client, namespace, "too-slow")
+        if e.reason == "PromotionWaiting" and "latency" in e.message
     ]
-    assert len(waiting_events) == 1, "a repeated decision must not post a new Event every round"
+    assert len(latency) == 1, "a repeated decision must not post a new Event every round"

@@ -1,179 +1,40 @@
 """Step-wise rollout on the real API server tier, against a real MLflow server.
 
-No kubelet runs in this tier, so the test stands in for the router pod: a real `driftline
-router` process on loopback, announced to the operator by a Pod object whose status the test
-sets (Running, IP 127.0.0.1, its container port the router's). The operator finds it by label
-and scrapes its /metrics as it would in a cluster. The router's upstreams are FAKE inference
-servers (tests/integration/fake_upstream.py), so a challenger can fail or be slow on cue. A
-FAKE kubelet copies the split ConfigMap into the router's split file and reports the variant
-pods the ReplicaSets create as running and ready, so their Deployments become available.
+The router pod is stood in for by a real router process with FAKE upstreams and a FAKE kubelet
+(tests/kube/router_standin.py); the operator finds and scrapes it as in a cluster.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+import json
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import kubernetes
 import pytest
 
-from driftline_operator.conditions import rfc3339
-from driftline_operator.main import now
-from tests.integration.conftest import MlflowServer
-from tests.integration.fake_upstream import FakeUpstream
 from tests.kube.cluster import KubeCluster, Kubectl
 from tests.kube.operator_fixtures import (
     Models,
     OperatorProcess,
     events,
-    model_deployment,
     wait_status,
 )
-from tests.kube.test_operator import apply
-from tests.processes import free_port, stop, wait_for, wait_http
+from tests.kube.prometheus_server import prometheus
+from tests.processes import free_port, wait_for
 
 pytestmark = pytest.mark.kube
 FAST_ANALYSIS = {"interval": "1s", "minRequests": 20}
 
 
-@dataclass
-class RouterStandIn:
-    """A real router for one ModelDeployment, its FAKE upstreams, traffic and split sync."""
-
-    core: kubernetes.client.CoreV1Api
-    namespace: str
-    md: str
-    workdir: Path
-    champion: FakeUpstream = field(default_factory=lambda: FakeUpstream().start())
-    challenger: FakeUpstream = field(default_factory=lambda: FakeUpstream().start())
-    splits: list[int] = field(default_factory=list)  # every split the sync applied, in order
-    answers: list[int] = field(default_factory=list)  # status codes the clients got
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _process: subprocess.Popen[bytes] | None = None
-    _threads: list[threading.Thread] = field(default_factory=list)
-
-    def start(self) -> RouterStandIn:
-        port = free_port()
-        split_file = self.workdir / "split_bps"
-        split_file.write_text("0")
-        log = self.workdir / "router.log"
-        argv = [
-            str(Path(sys.executable).parent / "driftline"), "router",
-            "--champion", self.champion.url, "--challenger", self.challenger.url,
-            "--split-file", str(split_file), "--port", str(port),
-        ]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-        env["DRIFTLINE_ROUTER_SPLIT_POLL_SECONDS"] = "0.2"
-        with log.open("wb") as out:
-            self._process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-        self.url = f"http://127.0.0.1:{port}"
-        wait_http(self.url + "/ready", self._process, log, timeout=60)
-        self._announce(port)
-        for target in (self._sync, self._traffic):
-            thread = threading.Thread(target=target, args=(split_file,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        return self
-
-    def _announce(self, port: int) -> None:
-        """The Pod object the operator discovers (no pod-template-hash: no ReplicaSet adopts it)."""
-        name = f"{self.md}-router-standin"
-        labels = {
-            "driftline.dev/model-deployment": self.md,
-            "app.kubernetes.io/component": "router",
-        }
-        container = {
-            "name": "router",
-            "image": "driftline/inference:standin",
-            "ports": [{"name": "http", "containerPort": port}],
-        }
-        pod = {"metadata": {"name": name, "labels": labels}, "spec": {"containers": [container]}}
-        self.core.create_namespaced_pod(self.namespace, pod)
-        status = {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}
-        self.core.patch_namespaced_pod_status(name, self.namespace, {"status": status})
-
-    def _sync(self, split_file: Path) -> None:
-        """FAKE kubelet: the split ConfigMap's value into the router's file, as it changes;
-        the variant pods reported ready."""
-        while not self._stop.wait(0.2):
-            self._ready_variant_pods()
-            try:
-                found = self.core.read_namespaced_config_map(f"{self.md}-split", self.namespace)
-            except kubernetes.client.ApiException:
-                continue
-            bps = int((found.data or {}).get("split_bps", "0"))
-            if not self.splits or self.splits[-1] != bps:
-                split_file.write_text(str(bps))
-                self.splits.append(bps)
-
-    def _ready_variant_pods(self) -> None:
-        selector = f"driftline.dev/model-deployment={self.md},driftline.dev/variant"
-        for pod in self.core.list_namespaced_pod(self.namespace, label_selector=selector).items:
-            if pod.status.phase == "Running" or pod.metadata.deletion_timestamp:
-                continue
-            ready = {"type": "Ready", "status": "True", "lastTransitionTime": rfc3339(now())}
-            status = {"phase": "Running", "podIP": "127.0.0.3", "conditions": [ready]}
-            with contextlib.suppress(kubernetes.client.ApiException):
-                self.core.patch_namespaced_pod_status(
-                    pod.metadata.name, self.namespace, {"status": status}
-                )
-
-    def _traffic(self, _: Path) -> None:
-        """Steady client traffic with fresh request ids (about 100 requests a second)."""
-        with httpx.Client(base_url=self.url, timeout=5) as client:
-            n = 0
-            while not self._stop.wait(0.01):
-                n += 1
-                answer = client.post("/predict", json={"features": {}, "request_id": f"r{n}"})
-                self.answers.append(answer.status_code)
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(10)
-        if self._process is not None:
-            stop(self._process)
-        self.champion.stop()
-        self.challenger.stop()
-
-
 @pytest.fixture
-def rollout(
-    operator: OperatorProcess,
-    models: Models,
-    mlflow_server: MlflowServer,
-    api_client: kubernetes.client.ApiClient,
-    kubectl: Kubectl,
-    namespace: str,
-    tmp_path: Path,
-) -> Iterator[Any]:
-    """Starts a rollout: a model with champion 1 and challenger 2, the router stand-in, and a
-    ModelDeployment of ``spec`` (fast analysis); returns (model name, stand-in)."""
-    started: list[RouterStandIn] = []
-
-    def start(name: str, **spec: Any) -> tuple[str, RouterStandIn]:
-        model = models.create(name, [0.80, 0.90])
-        models.registry().set_challenger(model, "2")
-        core = kubernetes.client.CoreV1Api(api_client)
-        router = RouterStandIn(core, namespace, name, tmp_path / name)
-        router.workdir.mkdir()
-        started.append(router.start())
-        manifest = model_deployment(name, model, mlflow_server.uri, analysis=FAST_ANALYSIS, **spec)
-        apply(kubectl, namespace, manifest)
-        return model, router
-
-    yield start
-    for router in started:
-        router.stop()
+def rollout(routed: Any) -> Any:
+    """``routed`` with a fast analysis: starts a ModelDeployment of ``spec`` behind a router
+    stand-in; returns (model name, stand-in)."""
+    return lambda name, **spec: routed(name, analysis=FAST_ANALYSIS, **spec)
 
 
 def driftline(cluster: KubeCluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -319,3 +180,44 @@ def test_a_manual_step_waits_for_promote_and_survives_an_operator_restart(
     assert models.aliases(model) == {"champion": "2"}
     printed = kubectl("get", "md", "paused", "-n", namespace).stdout
     assert "Promoted" in printed and "2/2" in printed, printed
+
+
+def test_analysis_through_prometheus_aborts_a_failing_challenger(
+    operator: OperatorProcess,
+    models: Models,
+    api_client: kubernetes.client.ApiClient,
+    namespace: str,
+    routed: Any,
+    kube_cluster: KubeCluster,
+    tmp_path: Path,
+) -> None:
+    """spec.analysis.prometheus: the operator reads the router's figures from a real Prometheus
+    that scrapes the router stand-in (labelled as the chart's ServiceMonitor labels targets),
+    and aborts a failing challenger on them. Until Prometheus answers, analyses are
+    inconclusive, not passed."""
+    port = free_port()
+    analysis = {"interval": "2s", "minRequests": 20,
+                "prometheus": {"url": f"http://127.0.0.1:{port}"}}  # fmt: skip
+    steps = [{"challengerPercent": 50, "pause": "10m"}]
+    model, router = routed("prom", rollout={"steps": steps}, analysis=analysis)
+    router.challenger.fail_every = 1
+    unreachable = wait_status(
+        api_client, namespace, "modeldeployments", "prom",
+        lambda o: (rollout_of(o).get("lastAnalysis") or {}).get("verdict") == "Inconclusive",
+        60, "no inconclusive analysis while Prometheus is down",
+    )  # fmt: skip
+    assert "Prometheus" in json.dumps(rollout_of(unreachable)["lastAnalysis"])
+    target = {
+        router.url.removeprefix("http://"): {"namespace": namespace, "model_deployment": "prom"}
+    }
+    with prometheus(kube_cluster.bin_dir, tmp_path, target, port):
+        md = wait_status(
+            api_client, namespace, "modeldeployments", "prom",
+            lambda o: rollout_of(o).get("phase") == "Aborted",
+            90, "the failing challenger was not aborted on Prometheus's figures",
+        )  # fmt: skip
+    gates = {g["name"]: g for g in rollout_of(md)["lastAnalysis"]["gates"]}
+    assert gates["errorRate"]["verdict"] == "Failed" and gates["errorRate"]["value"] > 0.9
+    assert gates["requests"]["value"] >= 20
+    tags = models.registry()._client.get_model_version(model, "2").tags
+    assert "errorRate" in tags["driftline.rejected"]

@@ -128,6 +128,22 @@ def test_no_challenger_means_no_challenger_children_and_no_split() -> None:
     assert "--challenger" not in router_args
 
 
+def test_shadow_traffic_reaches_the_router_only_with_a_challenger() -> None:
+    shadowing = {
+        **MD,
+        "spec": {**MD["spec"], "traffic": {"challengerPercent": 0, "shadowPercent": 25}},
+    }
+
+    def router_args(challenger: str | None) -> list[str]:
+        objects = by_kind_name(children(shadowing, "7", challenger).objects)
+        deployment = objects[("Deployment", "income-router")]
+        return list(deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+
+    args = router_args("8")
+    assert args[args.index("--shadow-bps") + 1] == "2500"
+    assert "--shadow-bps" not in router_args(None)
+
+
 def test_autoscaling_adds_hpas_that_own_replicas() -> None:
     scaling = {"minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 60}
     serving = {**MD["spec"]["serving"], "autoscaling": scaling}

@@ -9,16 +9,12 @@ import pytest
 from driftline.api.v1alpha1 import LastCheck, Promotion
 from driftline.durations import parse_duration
 from driftline_operator.conditions import Condition, set_conditions
-from driftline_operator.decisions import (
-    VariantHealth,
-    decide_auto_promotion,
-    decide_retrain,
-    percentile,
-)
+from driftline_operator.decisions import decide_auto_promotion, decide_retrain
+from driftline_operator.traffic import VariantWindow
 
 RULE = Promotion.model_validate({"metric": "roc_auc", "minDelta": 0.005, "minRequests": 100,
                                  "maxErrorRate": 0.01, "maxLatencyMs": 50})  # fmt: skip
-HEALTHY = VariantHealth(requests=500, errors=1, latency_p95_ms=8.0)
+HEALTHY = VariantWindow(requests=500, errors=1, latency_p95_ms=8.0)
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
@@ -27,15 +23,15 @@ NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
     [
         (0.90, 0.91, HEALTHY, True, "roc_auc"),
         (0.90, 0.903, HEALTHY, False, "improvement"),
-        (0.90, 0.91, VariantHealth(99, 0, 8.0), False, "requests"),
-        (0.90, 0.91, VariantHealth(500, 10, 8.0), False, "error rate"),
-        (0.90, 0.91, VariantHealth(500, 0, 51.0), False, "latency"),
-        (0.90, 0.91, VariantHealth(500, 0, None), False, "latency"),
+        (0.90, 0.91, VariantWindow(99, 0, 8.0), False, "requests"),
+        (0.90, 0.91, VariantWindow(500, 10, 8.0), False, "error rate"),
+        (0.90, 0.91, VariantWindow(500, 0, 51.0), False, "latency"),
+        (0.90, 0.91, VariantWindow(500, 0, None), False, "latency"),
     ],
     ids=["wins", "below-delta", "few-requests", "errors", "slow", "no-latency"],
 )
 def test_auto_promotion(
-    champion: float, challenger: float, health: VariantHealth, act: bool, word: str
+    champion: float, challenger: float, health: VariantWindow, act: bool, word: str
 ) -> None:
     decision, comparison = decide_auto_promotion(RULE, champion, challenger, health)
     assert decision.act is act
@@ -69,15 +65,13 @@ def test_retrain(summary: dict, kwargs: dict, act: bool, word: str) -> None:
     assert word in decision.reason
 
 
-def test_durations_and_percentiles() -> None:
+def test_durations() -> None:
     assert parse_duration("90s") == timedelta(seconds=90)
     assert parse_duration("6h") == timedelta(hours=6)
     assert parse_duration("0s", allow_zero=True) == timedelta(0)
     for bad in ("1 hour", "0s", "-1s", "h"):
         with pytest.raises(ValueError, match="duration"):
             parse_duration(bad)
-    assert percentile([], 0.95) is None
-    assert percentile(list(range(1, 101)), 0.95) == 95
 
 
 def test_conditions_keep_transition_time_until_status_flips() -> None:

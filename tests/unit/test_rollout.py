@@ -5,11 +5,19 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from driftline.api.v1alpha1 import Analysis, AnalysisResult, Gate, Rollout, RolloutStatus
-from driftline_operator.analysis import analyse
+from driftline_operator.analysis import (
+    Predictions,
+    analyse,
+    behaviour_gates,
+    shadow_gates,
+    shadow_pairs,
+)
 from driftline_operator.conditions import rfc3339
+from driftline_operator.metrics import operator_metrics
 from driftline_operator.rollout import (
     Requests,
     Transition,
@@ -294,3 +302,81 @@ def test_invalid_step_lists_are_refused() -> None:
     for steps in refused:
         with pytest.raises(ValueError):
             Rollout.model_validate({"steps": steps})
+
+
+def test_the_rollout_is_exported_as_metrics() -> None:
+    metrics = operator_metrics()
+    started = step(None, T0).status
+    assert started is not None
+    failed = step(started, T0 + timedelta(seconds=5), analysis=analysed("Failed", T0)).status
+    assert failed is not None
+    metrics.record_rollout("ns", "md", failed.model_dump(by_alias=True))
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            name, {"namespace": "ns", "model_deployment": "md", **labels}
+        )
+
+    assert value("driftline_rollout_phase", phase="Analysing") == 1
+    assert value("driftline_rollout_phase", phase="Aborted") == 0
+    assert (
+        value("driftline_rollout_step") == 1 and value("driftline_rollout_challenger_percent") == 10
+    )
+    assert value("driftline_rollout_gate_value", gate="errorRate") == 0.5
+    assert value("driftline_rollout_gate_threshold", gate="errorRate") == 0.01
+    assert value("driftline_rollout_gate_failed", gate="errorRate") == 1
+    metrics.record_rollout("ns", "md", None)
+    assert value("driftline_rollout_phase", phase="Analysing") == 0
+
+
+def predictions(probabilities: np.ndarray) -> Predictions:
+    return Predictions(probabilities, (probabilities >= 0.5).astype(np.float64))
+
+
+def test_behaviour_gates_catch_shifted_probabilities_and_pass_alike_ones() -> None:
+    rng = np.random.default_rng(7)
+    champion = predictions(rng.beta(2, 5, 3000))
+    alike = predictions(rng.beta(2, 5, 1000))
+    shifted = predictions(np.clip(rng.beta(2, 5, 1000) + 0.15, 0, 1))
+    same = {g.name: g for g in behaviour_gates(GATES, champion, alike)}
+    assert [g.verdict for g in same.values()] == ["Passed"] * 3, same
+    moved = {g.name: g for g in behaviour_gates(GATES, champion, shifted)}
+    assert {n for n, g in moved.items() if g.verdict == "Failed"} == {
+        "predictionPsi", "predictionKs", "positiveRateDifference",
+    }  # fmt: skip
+    psi = moved["predictionPsi"]
+    assert psi.value is not None and psi.value > 0.2 and psi.threshold == 0.2
+    result = analyse(GATES, window(VariantWindow(500, 0, 9.0), VariantWindow(900, 0, 9.0)), "t",
+                     list(moved.values()))  # fmt: skip
+    assert result.verdict == "Failed" and len(result.gates or []) == 8
+
+
+def test_behaviour_gates_wait_for_enough_predictions_and_skip_an_idle_champion() -> None:
+    few = behaviour_gates(GATES, predictions(np.full(50, 0.3)), predictions(np.full(500, 0.3)))
+    assert {g.verdict for g in few} == {"Inconclusive"} and "champion 50" in (few[0].message or "")
+    idle = behaviour_gates(GATES, predictions(np.empty(0)), predictions(np.full(500, 0.3)))
+    assert {g.verdict for g in idle} == {"Passed"}
+    assert {g.message for g in idle} == {"champion served no requests"}
+
+
+def test_shadow_gates_pair_rows_by_request_id() -> None:
+    rng = np.random.default_rng(3)
+    p = rng.uniform(size=400)
+    champion = Predictions(p, (p >= 0.5).astype(float), tuple(f"r{i}" for i in range(400)))
+    # The challenger answered copies of the even ids (shadow) and served 100 of its own.
+    shadow_ids = [f"r{i}" for i in range(0, 400, 2)]
+    moved = np.clip(p[::2] + 0.2, 0, 1)
+    ours = np.concatenate([moved, rng.uniform(size=100)])
+    challenger = Predictions(
+        ours, (ours >= 0.5).astype(float), (*shadow_ids, *(f"own{i}" for i in range(100))),
+        np.array([True] * 200 + [False] * 100),
+    )  # fmt: skip
+    theirs, paired = shadow_pairs(champion, challenger)
+    assert paired.count == theirs.count == 200
+    assert np.allclose(paired.probabilities, moved) and np.allclose(theirs.probabilities, p[::2])
+    gates = {g.name: g for g in shadow_gates(GATES, champion, challenger)}
+    assert gates["shadowProbabilityDifference"].verdict == "Failed"
+    assert 0.15 < (gates["shadowProbabilityDifference"].value or 0) <= 0.2
+    assert gates["shadowAgreement"].verdict == "Failed"
+    thin = shadow_gates(Analysis(min_requests=500), champion, challenger)
+    assert {g.verdict for g in thin} == {"Inconclusive"}

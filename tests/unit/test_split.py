@@ -7,7 +7,7 @@ import pytest
 
 from driftline_serving.router import SplitState
 from driftline_serving.settings import RouterSettings
-from driftline_serving.split import BPS_TOTAL, bucket, choose, parse_split
+from driftline_serving.split import BPS_TOTAL, bucket, choose, parse_split, shadowed
 
 
 def test_the_same_id_always_meets_the_same_variant() -> None:
@@ -83,3 +83,12 @@ def test_a_split_file_problem_is_logged_when_it_starts_changes_and_ends(
     assert once()[0] == logging.ERROR
     write("4000", 1002.0)
     assert polls() == [(logging.INFO, f"split file {split_file} usable again, keeping 4000 bps")]
+
+
+def test_the_shadowed_share_is_its_own_and_independent_of_the_split() -> None:
+    ids = [f"req-{n}" for n in range(10_000)]
+    shadowed_ids = {i for i in ids if shadowed(i, 2000)}
+    assert abs(len(shadowed_ids) / len(ids) - 0.2) <= 0.01
+    champion_ids = {i for i in ids if choose(i, 5000) == "champion"}
+    # About a fifth of the champion's requests are shadowed, not a skewed slice of them.
+    assert abs(len(shadowed_ids & champion_ids) / len(champion_ids) - 0.2) <= 0.02

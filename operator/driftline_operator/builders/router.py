@@ -59,6 +59,9 @@ def build_router_deployment(
     ]
     if has_challenger:
         args[-2:-2] = ["--challenger", _service_url(md_name, names.CHALLENGER)]
+        shadow = md.spec.traffic.shadow_percent
+        if shadow:
+            args += ["--shadow-bps", str(shadow * 100)]
     container = {
         "name": "router",
         "image": router.image or settings.inference_image,

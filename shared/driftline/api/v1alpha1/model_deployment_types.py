@@ -179,6 +179,14 @@ class Traffic(ApiModel):
         le=100,
         description="Percent of request ids hashed to the challenger (0 when none is set).",
     )
+    shadow_percent: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Percent of the champion's requests whose copy also goes to the challenger"
+        " (shadow traffic): its answer is logged as variant shadow, never waited for nor"
+        " returned.",
+    )
 
 
 PromotionMetric = Literal[
@@ -199,15 +207,25 @@ class Promotion(ApiModel):
     )
     min_delta: float = Field(0.005, ge=0, le=1, description="Required improvement on the metric.")
     min_requests: int = Field(
-        500, ge=0, description="Fewest challenger predictions in the health window."
+        500, ge=0, description="Fewest challenger requests the router sent in the window."
     )
     max_error_rate: float = Field(
-        0.01, ge=0, le=1, description="Highest challenger error rate tolerated."
+        0.01,
+        ge=0,
+        le=1,
+        description="Highest challenger error rate tolerated (5xx, timeouts, unreachable, as the"
+        " router saw them).",
     )
     max_latency_ms: float = Field(
-        100, ge=0, description="Highest challenger p95 latency tolerated, milliseconds."
+        100, ge=0, description="Highest challenger p95 upstream latency tolerated, milliseconds."
     )
-    window_minutes: int = Field(60, ge=1, le=10080, description="Online health window, minutes.")
+    window_minutes: int = Field(
+        60,
+        ge=1,
+        le=10080,
+        description="Window of the router's figures auto promotion reads (without spec.rollout),"
+        " minutes.",
+    )
 
 
 class LogStoreRef(ApiModel):
@@ -274,8 +292,28 @@ class Rollout(ApiModel):
         return self
 
 
+class PrometheusSource(ApiModel):
+    """A Prometheus that scrapes the router pods; its HTTP API answers the analysis's queries."""
+
+    url: str = Field(
+        pattern=TRACKING_URI,
+        description="Base URL of the Prometheus HTTP API (http://prometheus.monitoring:9090).",
+    )
+    selector: str | None = Field(
+        None,
+        max_length=500,
+        pattern=r'^[a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)"[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)"[^"]*")*$',
+        description="PromQL label matchers of the router's series, without braces; unset:"
+        ' namespace="<namespace>",model_deployment="<name>" (the chart\'s ServiceMonitor).',
+    )
+
+
 class Analysis(ApiModel):
-    """Gates every analysis of a rollout step checks, on the step's window so far."""
+    """Gates every analysis of a rollout step checks, on the step's window so far.
+
+    Health gates read the router's figures; behaviour gates (prediction PSI, KS, positive rate)
+    read the inference log and run only when the operator has one (DRIFTLINE_HEALTH_LOG_STORE).
+    """
 
     interval: str = Field(
         "30s", pattern=PAUSE, description="How often a step is analysed (90s, 5m)."
@@ -308,6 +346,44 @@ class Analysis(ApiModel):
         ge=0,
         description="Highest challenger p95 latency above the champion's on the same window,"
         " milliseconds (an increase rather than a ratio: at a few milliseconds a ratio is noise).",
+    )
+    max_prediction_psi: float = Field(
+        0.2,
+        ge=0,
+        description="Highest PSI of the challenger's predicted probabilities against the"
+        " champion's on the same window (needs the operator's inference log).",
+    )
+    max_prediction_ks: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Highest two-sample KS statistic between the two variants' probabilities.",
+    )
+    max_positive_rate_difference: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Highest difference between the two variants' shares of positive decisions.",
+    )
+    min_shadow_agreement: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Lowest share of shadowed requests on which both variants decide the same"
+        " (with traffic.shadowPercent).",
+    )
+    max_shadow_probability_difference: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Highest mean absolute difference of the two variants' probabilities on the"
+        " same shadowed requests.",
+    )
+
+    prometheus: PrometheusSource | None = Field(
+        None,
+        description="Read the router's figures from this Prometheus; unset: the operator"
+        " scrapes the router pods' /metrics itself.",
     )
 
     def interval_period(self) -> timedelta:
