@@ -27,6 +27,33 @@ def read_deployment(name: str, namespace: str | None) -> dict[str, Any]:
     ))  # fmt: skip
 
 
+def deployment_events(name: str, namespace: str | None, limit: int = 10) -> list[dict[str, Any]]:
+    """The newest Events about the ModelDeployment, oldest first (type, reason, message, time)."""
+
+    def listed(_: Any, ns: str) -> dict[str, Any]:
+        import kubernetes
+
+        core = kubernetes.client.CoreV1Api()
+        found = core.list_namespaced_event(
+            ns, field_selector=f"involvedObject.kind=ModelDeployment,involvedObject.name={name}"
+        ).items
+        return {"items": [_event(e) for e in found]}
+
+    items = _call(name, namespace, listed)["items"]
+    return sorted(items, key=lambda e: e["time"])[-limit:]
+
+
+def _event(event: Any) -> dict[str, Any]:
+    moment = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+    return {
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message,
+        "count": event.count or 1,
+        "time": moment.isoformat() if moment else "",
+    }
+
+
 def annotate_deployment(name: str, namespace: str | None, key: str, value: str) -> None:
     """Set one annotation (a merge patch of metadata only; spec is left as Git has it)."""
     patch = {"metadata": {"annotations": {key: value}}}

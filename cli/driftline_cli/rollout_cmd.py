@@ -27,7 +27,11 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: CliSettings) -> int:
     """Annotate (abort, retry) or print the rollout (status); exit 9 when Kubernetes fails."""
-    from driftline_cli.deployment_ref import annotate_deployment, read_deployment
+    from driftline_cli.deployment_ref import (
+        annotate_deployment,
+        deployment_events,
+        read_deployment,
+    )
 
     try:
         if args.command in ANNOTATIONS:
@@ -37,15 +41,20 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
             emit(result, args.json, f"{args.command} requested for {args.deployment} at {stamp}")
             return 0
         body = read_deployment(args.deployment, args.namespace)
+        events = deployment_events(args.deployment, args.namespace)
     except ValueError as exc:
         return fail(str(exc), KUBERNETES)
     status = body.get("status") or {}
-    emit(status, args.json, describe(args.deployment, status))
+    result = {"status": status, "events": events}
+    emit(result, args.json, describe(args.deployment, status, events))
     return 0
 
 
-def describe(name: str, status: dict[str, Any]) -> str:
-    """The rollout in a few lines: versions, phase, step, split, each gate against its bound."""
+def describe(name: str, status: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    """The rollout at a glance: versions, phase, step, split, gates, recent Events.
+
+    Each gate shows its verdict, its measured value against its bound.
+    """
     rollout = status.get("rollout") or {}
     champion = (status.get("champion") or {}).get("version") or "-"
     challenger = status.get("challenger") or {}
@@ -55,8 +64,12 @@ def describe(name: str, status: dict[str, Any]) -> str:
         f"Challenger:  {challenger.get('version') or '-'}"
         f" ({challenger.get('trafficPercent', 0)}% of requests)",
     ]
+    recent = ["Events:"] + [
+        f"  {e['time'][:19]}  {e['type']:<7} {e['reason']:<20} {e['message']}" for e in events
+    ]
     if not rollout:
-        return "\n".join([*lines, "Rollout:     none (spec.rollout unset or no challenger)"])
+        lines.append("Rollout:     none (spec.rollout unset or no challenger)")
+        return "\n".join([*lines, *recent])
     lines += [
         f"Rollout:     {rollout.get('phase')} at step {rollout.get('position')}"
         f" ({rollout.get('percent')}%), version {rollout.get('version')}",
@@ -70,4 +83,4 @@ def describe(name: str, status: dict[str, Any]) -> str:
         )
         for gate in analysis.get("gates") or []:
             lines.append(f"  {gate['verdict']:<13} {gate['name']:<22} {gate.get('message') or ''}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *recent])

@@ -70,6 +70,9 @@ IMAGES = {
         ("driftline_operator",),
         {"DRIFTLINE_HEALTH_LOG_STORE": POSTGRES_URL},
         _operator_engine,
+        # Rollout analysis scores PSI and the KS statistic (numpy); the p-values of
+        # driftline.stattests, scipy's, are the drift check's, in the trainer image.
+        frozenset({"scipy"}),
     ),
     "inference": Image(
         "serving",

@@ -118,11 +118,12 @@ def test_a_failing_challenger_is_aborted_rejected_and_not_rolled_out_again(
     again = wait_status(api_client, namespace, "modeldeployments", "abort", lambda o: True, 5, "")
     assert rollout_of(again)["phase"] == "Aborted" and router.splits[-1] == 0
     assert reasons(api_client, namespace, "abort").count("RolloutAborted") == 1
-    # `driftline status` shows the failed gate against its bound.
+    # `driftline status` shows the failed gate against its bound, and the recent Events.
     shown = driftline(kube_cluster, "status", "abort", "-n", namespace)
     assert shown.returncode == 0, shown.stderr
     assert "Aborted at step 1/2 (0%)" in shown.stdout and "Failed" in shown.stdout, shown.stdout
     assert "errorRate" in shown.stdout and "vs at most 0.01" in shown.stdout
+    assert "RolloutStarted" in shown.stdout and "RolloutAborted" in shown.stdout
     missing = driftline(kube_cluster, "abort", "no-such-md", "-n", namespace)
     assert missing.returncode == 9 and "no ModelDeployment 'no-such-md'" in missing.stderr
     # `driftline retry`, on purpose: the tag goes and step 0 starts again.
