@@ -48,11 +48,17 @@ def shadow_pairs(champion: Predictions, challenger: Predictions) -> tuple[Predic
     """The champion's and the challenger's predictions on the same shadowed requests, aligned.
 
     A challenger row answering a shadow copy is paired with the champion's row of the same
-    request id; rows without a partner are left out.
+    request id; rows without a partner are left out, and so are ids logged more than once on
+    either side (clients choose request ids; a reused one cannot say which rows belong).
     """
     index = {rid: i for i, rid in enumerate(champion.request_ids)}
+    once = _unique(champion.request_ids) & _unique(challenger.request_ids)
     shadow = challenger.shadow if challenger.shadow is not None else np.zeros(0, dtype=bool)
-    ours = [i for i, rid in enumerate(challenger.request_ids) if shadow[i] and rid in index]
+    ours = [
+        i
+        for i, rid in enumerate(challenger.request_ids)
+        if shadow[i] and rid in index and rid in once
+    ]
     theirs = [index[challenger.request_ids[i]] for i in ours]
     return (
         Predictions(champion.probabilities[theirs], champion.decisions[theirs]),
@@ -79,6 +85,14 @@ def analyse(
     return AnalysisResult(
         time=time, verdict=verdict(gates), window_seconds=round(window.seconds, 1), gates=gates
     )
+
+
+def _unique(ids: tuple[str, ...]) -> set[str]:
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for rid in ids:
+        (repeated if rid in seen else seen).add(rid)
+    return seen - repeated
 
 
 def behaviour_gates(spec: Analysis, champion: Predictions, challenger: Predictions) -> list[Gate]:
@@ -137,6 +151,12 @@ def shadow_gates(spec: Analysis, champion: Predictions, challenger: Predictions)
     """
     theirs, ours = shadow_pairs(champion, challenger)
     bounds = (spec.min_shadow_agreement, spec.max_shadow_probability_difference)
+    if challenger.count and not champion.count:
+        # A 100% step: nothing goes to the champion, so nothing is shadowed.
+        return [
+            Gate(name=n, threshold=b, verdict="Passed", message="champion served no requests")
+            for n, b in zip(SHADOW_GATES, bounds, strict=True)
+        ]
     if ours.count < spec.min_requests:
         why = f"shadowed pairs logged {ours.count}, needs {spec.min_requests}"
         return [

@@ -6,7 +6,8 @@ process that can keep the latest scores and gate values for Prometheus to scrape
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -32,27 +33,42 @@ class OperatorMetrics:
     gate_value: Gauge
     gate_threshold: Gauge
     gate_failed: Gauge
+    # (namespace, name) -> gate names exported, so gates no longer analysed are removed.
+    _gates: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     def record_rollout(self, namespace: str, name: str, rollout: dict[str, Any] | None) -> None:
         """Export a ModelDeployment's ``status.rollout`` just written (None: no rollout).
 
         The phase is one series per phase, 1 for the current one (kube-state-metrics' style);
-        gates are the last analysis's, with their thresholds and whether each failed.
+        gates are the last analysis's, with their thresholds and whether each failed. Series of
+        gates the last analysis did not measure are removed, so an alert on a failed gate ends
+        with the rollout.
         """
         current = (rollout or {}).get("phase")
         for phase in PHASES:
             self.rollout_phase.labels(namespace, name, phase).set(int(phase == current))
+        gates = (rollout or {}).get("lastAnalysis") or {}
+        measured = {gate["name"]: gate for gate in gates.get("gates") or []}
+        for stale in self._gates.pop((namespace, name), set()) - set(measured):
+            for family in (self.gate_value, self.gate_threshold, self.gate_failed):
+                family.remove(namespace, name, stale)
         if rollout is None:
+            for family in (self.rollout_step, self.rollout_percent):
+                family.remove(namespace, name)
             return
         self.rollout_step.labels(namespace, name).set((rollout.get("step") or 0) + 1)
         self.rollout_percent.labels(namespace, name).set(rollout.get("percent") or 0)
-        for gate in (rollout.get("lastAnalysis") or {}).get("gates") or []:
-            labels = (namespace, name, gate["name"])
-            if gate.get("value") is not None:
-                self.gate_value.labels(*labels).set(gate["value"])
-            if gate.get("threshold") is not None:
-                self.gate_threshold.labels(*labels).set(gate["threshold"])
+        for gate_name, gate in measured.items():
+            labels = (namespace, name, gate_name)
+            # Every family gets every gate, so removal above finds each series it removes.
+            self.gate_value.labels(*labels).set(
+                gate["value"] if gate.get("value") is not None else math.nan
+            )
+            self.gate_threshold.labels(*labels).set(
+                gate["threshold"] if gate.get("threshold") is not None else math.nan
+            )
             self.gate_failed.labels(*labels).set(int(gate.get("verdict") == "Failed"))
+        self._gates[(namespace, name)] = set(measured)
 
     def record_drift(self, namespace: str, policy: str, scores: dict[str, float]) -> None:
         """Export the scores of a drift check the operator has just read."""

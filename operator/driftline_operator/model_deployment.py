@@ -7,6 +7,7 @@ it returns the status to write and the Events to post, and raises the error taxo
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from driftline.api.v1alpha1 import ChallengerStatus, RolloutStatus, VariantStatus
@@ -17,6 +18,8 @@ from driftline_operator.conditions import (
     PROGRESSING,
     READY,
     Condition,
+    parse_rfc3339,
+    rfc3339,
     set_conditions,
 )
 from driftline_operator.context import Context
@@ -48,12 +51,12 @@ def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
     promotion = PromotionFlow(ctx, promotion_status, events)
     rollout_status = None
     if md.spec.rollout is None:
-        aliases = promotion.run(md, annotations, aliases)
+        aliases = promotion.run(md, annotations, aliases, _ready_since(status, aliases))
     else:
         flow = RolloutFlow(ctx, promotion, events)
-        seen = status.get("challenger") or {}
-        ready = bool(seen.get("ready")) and seen.get("version") == aliases.challenger
-        aliases, rollout_status = flow.run(md, annotations, aliases, status.get("rollout"), ready)
+        aliases, rollout_status = flow.run(
+            md, annotations, aliases, status.get("rollout"), _challenger_ready(status, aliases)
+        )
     if aliases.champion is None:
         raise NoChampionError(f"model {model.name!r} has no champion alias")
     before = (
@@ -61,7 +64,8 @@ def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
         (status.get("challenger") or {}).get("version"),
     )
     moved = before != (aliases.champion, aliases.challenger)
-    percent = rollout.challenger_percent(rollout_status, aliases.challenger)
+    challenger_ready = _challenger_ready(status, aliases)
+    percent = rollout.challenger_percent(rollout_status, aliases.challenger, challenger_ready)
     if percent is None:
         percent = md.spec.traffic.challenger_percent
     if aliases.challenger is None:
@@ -92,10 +96,14 @@ def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
     )
     challenger = ChallengerStatus(version=aliases.challenger, traffic_percent=0)
     if aliases.challenger is not None:
+        available = ready.get(names.CHALLENGER, False)
+        known = _ready_since(status, aliases)
+        since = rfc3339(known or ctx.now()) if known or available else None
         challenger = ChallengerStatus(
             version=aliases.challenger,
-            ready=ready.get(names.CHALLENGER, False),
+            ready=available,
             traffic_percent=percent,
+            ready_since=since,
         )
     champion = VariantStatus(version=aliases.champion, ready=ready[names.CHAMPION])
     return Outcome(
@@ -110,6 +118,21 @@ def reconcile(ctx: Context, body: dict[str, Any], *, converge: bool) -> Outcome:
         },
         events,
     )
+
+
+def _challenger_ready(status: dict[str, Any], aliases: Aliases) -> bool:
+    """The challenger's pods were available at the last look, at the current version."""
+    seen = status.get("challenger") or {}
+    return bool(seen.get("ready")) and seen.get("version") == aliases.challenger
+
+
+def _ready_since(status: dict[str, Any], aliases: Aliases) -> datetime | None:
+    """When the current challenger version's pods were first all available, if they were."""
+    seen = status.get("challenger") or {}
+    since = seen.get("readySince")
+    if since is None or seen.get("version") != aliases.challenger:
+        return None
+    return parse_rfc3339(since)
 
 
 def _progressing(

@@ -7,8 +7,9 @@ the direct scrape, so both sources give comparable figures. Series are selected 
 the chart's ServiceMonitor gives router targets (``namespace``, ``model_deployment``), or by the
 spec's own ``selector``. ``increase()`` extrapolates to the window's edges, so counts are
 estimates (rounded); a window shorter than two scrape intervals has no figures yet, and one
-longer than a year is cut to a year (PromQL refuses ranges past about 292 years, and no
-Prometheus keeps data that long).
+longer than a day is cut to its last day (each analysis runs three such queries over bucket
+series; a step that waits days for a person is judged on its recent traffic). Answers above
+MAX_ANSWER_BYTES are refused: a spec names the URL, the operator serves the whole cluster.
 Source: https://prometheus.io/docs/prometheus/latest/querying/api/#instant-queries
 """
 
@@ -33,7 +34,8 @@ from driftline_operator.traffic import (
     VariantWindow,
 )
 
-LONGEST_WINDOW = 365 * 86400  # seconds
+LONGEST_WINDOW = 86400  # seconds
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
 
 class PrometheusQuery:
@@ -87,7 +89,10 @@ class PrometheusQuery:
             with urllib.request.urlopen(
                 f"{self._url}/api/v1/query?{params}", timeout=self._timeout
             ) as response:
-                body = json.load(response)
+                raw = response.read(MAX_ANSWER_BYTES + 1)
+            if len(raw) > MAX_ANSWER_BYTES:
+                raise ValueError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+            body = json.loads(raw)
         except urllib.error.HTTPError as exc:
             detail = _error(exc) or str(exc)
             raise MetricsUnavailableError(f"Prometheus at {self._url}: {detail}") from exc

@@ -6,7 +6,7 @@ differs from the last one, so a challenger that keeps waiting does not flood the
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from driftline.api.v1alpha1 import ModelDeploymentSpec, PromotionDecision
@@ -32,12 +32,19 @@ class PromotionFlow:
         self._events = events
 
     def run(
-        self, md: ModelDeploymentObject, annotations: dict[str, str], aliases: Aliases
+        self,
+        md: ModelDeploymentObject,
+        annotations: dict[str, str],
+        aliases: Aliases,
+        ready_since: datetime | None,
     ) -> Aliases:
         """Promote when asked by annotation or when auto criteria hold; returns the aliases.
 
         Auto promotion's online health is the router's figures of the challenger over
-        ``promotion.windowMinutes`` (``Context.traffic``); without them the decision waits.
+        ``promotion.windowMinutes`` (``Context.traffic``), counted from ``ready_since`` at the
+        earliest: the router labels figures by variant, and before the current version's pods
+        were all available the challenger's figures were the previous version's. Without
+        figures, or before the pods are available, the decision waits.
         """
         spec = md.spec
         promotion = spec.promotion
@@ -51,8 +58,12 @@ class PromotionFlow:
         uri, name = spec.model.tracking_uri, spec.model.name
         champion_metric = self._ctx.mlflow.metric(uri, name, aliases.champion or "", metric)
         challenger_metric = self._ctx.mlflow.metric(uri, name, aliases.challenger, metric)
+        if ready_since is None:
+            why = "the challenger's pods are not available yet"
+            self._record("Waiting", why, aliases, warn=False)
+            return aliases
         now = self._ctx.now()
-        since = now - timedelta(minutes=promotion.window_minutes)
+        since = max(ready_since, now - timedelta(minutes=promotion.window_minutes))
         try:
             seen = self._ctx.traffic.window(md.owner, since, now)
         except MetricsUnavailableError as exc:

@@ -50,28 +50,44 @@ class Transition:
     clear_rejection: bool = False  # remove that tag (a retry)
     promote: bool = False  # move the champion alias to the version now
     force: bool = False  # ... without the offline rule (a person asked)
+    used_promote: bool = False  # the promote annotation's new value moved the rollout on
 
 
-def challenger_percent(status: RolloutStatus | None, version: str | None) -> int | None:
-    """The share the rollout applies to ``version`` now; None when no rollout governs it."""
+def challenger_percent(
+    status: RolloutStatus | None, version: str | None, ready: bool
+) -> int | None:
+    """The share the rollout applies to ``version`` now; None when no rollout governs it.
+
+    0 while the challenger's pods are not available (``ready`` False): the Deployment may still
+    run the previous version's pods, which must not get the new version's share.
+    """
     if status is None or version is None or status.version != version:
         return None
-    return status.percent
+    return status.percent if ready else 0
 
 
 def analysis_due(
-    status: RolloutStatus | None, version: str | None, interval: float, now: datetime
+    rollout: Rollout,
+    status: RolloutStatus | None,
+    version: str | None,
+    interval: float,
+    now: datetime,
 ) -> bool:
     """Whether the current step of an active rollout of ``version`` needs an analysis now.
 
-    It does when none ran in this step yet, or the last one is ``interval`` seconds old.
+    It does when none ran in this step yet, the last one is ``interval`` seconds old, or the
+    step's pause is over and the last one ran before its end (a step ends on a fresh verdict).
     """
     if status is None or status.version != version or status.phase not in ACTIVE:
         return False
     last = status.last_analysis
     if last is None or last.time is None or not _in_step(status, last):
         return True
-    return (now - parse_rfc3339(last.time)).total_seconds() >= interval
+    ran = parse_rfc3339(last.time)
+    end = _pause_end(rollout, status)
+    if end is not None and ran < end <= now:
+        return True
+    return (now - ran).total_seconds() >= interval
 
 
 def advance(
@@ -95,8 +111,11 @@ def advance(
     refused (as Argo Rollouts waits for the canary ReplicaSet before setting a weight).
     """
     if challenger is None:
-        if status is None or status.phase not in ACTIVE:
+        # A promoted rollout stays on view; an aborted one goes with its challenger alias.
+        if status is None or status.phase == "Promoted":
             return Transition(status)
+        if status.phase not in ACTIVE:
+            return Transition(None)
         ended = f"the challenger alias was removed; rollout of version {status.version} ended"
         return Transition(None, [("Normal", "RolloutEnded", ended)])
     if status is None or status.version != challenger:
@@ -125,6 +144,12 @@ def advance(
     if requests.abort is not None and requests.abort != status.handled_abort:
         status = status.model_copy(update={"handled_abort": requests.abort})
         return abort(status, "aborted on request (driftline.dev/abort)")
+    if status.steps != len(rollout.steps) or (status.step or 0) >= len(rollout.steps):
+        # spec.rollout.steps changed under a running rollout: its position means nothing now.
+        return _start(rollout, challenger, requests, now, "RolloutRestarted")
+    current = rollout.steps[status.step or 0].challenger_percent
+    if status.percent != current:
+        status = status.model_copy(update={"percent": current})
     if rejected is not None:
         return abort(status, f"version {challenger} was tagged rejected: {rejected}", tag=False)
     if not challenger_ready and not requests.promote:
@@ -204,8 +229,7 @@ def _step_end(
     rollout: Rollout, auto: bool, status: RolloutStatus, promote: bool, now: datetime
 ) -> Transition:
     """Advance, promote, pause or keep analysing, by the step's pause and latest analysis."""
-    index = status.step or 0
-    step = rollout.steps[min(index, len(rollout.steps) - 1)]
+    step = rollout.steps[status.step or 0]
     last = status.last_analysis
     passed = last is not None and _in_step(status, last) and last.verdict == "Passed"
     where = f"step {status.position}: {status.percent}%"
@@ -213,22 +237,28 @@ def _step_end(
         # As `kubectl argo rollouts promote`: a person's go-ahead ends the step, pause or not.
         return _next(rollout, auto, status, now, asked=True)
     pause = step.pause_period()
+    end = _pause_end(rollout, status)
+    if end is not None and last is not None and last.time is not None:
+        # Only a verdict on the whole pause ends the step, not one from its first seconds.
+        passed = passed and parse_rfc3339(last.time) >= end
     if pause is None:
         if passed:
-            return _hold(
+            return hold(
                 status, "Paused", f"{where}, analysis passed; waiting for driftline.dev/promote"
             )
-        return _hold(
+        return hold(
             status, "Analysing", f"{where}, analysing; then waits for driftline.dev/promote"
         )
     elapsed = now - parse_rfc3339(status.step_started_at or rfc3339(now))
     if elapsed < pause:
         left = int((pause - elapsed).total_seconds())
-        return _hold(status, "Analysing", f"{where}, {left}s of the pause left")
+        return hold(status, "Analysing", f"{where}, {left}s of the pause left")
     if passed:
         return _next(rollout, auto, status, now, asked=False)
+    if last is not None and last.verdict == "Passed":
+        return hold(status, "Analysing", f"{where}, pause over; analysing the whole step")
     detail = "no analysis yet" if last is None or not _in_step(status, last) else _why(last)
-    return _hold(
+    return hold(
         status,
         "Paused",
         f"{where}, pause over but analysis inconclusive ({detail}); holding until it passes",
@@ -254,23 +284,34 @@ def _next(
                 "message": message,
             }
         )
-        return Transition(moved, [("Normal", "RolloutStepAdvanced", message)])
+        return Transition(moved, [("Normal", "RolloutStepAdvanced", message)], used_promote=asked)
+    if auto and not asked and status.promotion_refused:
+        return hold(status, "Paused", f"promotion refused: {status.promotion_refused}")
     if auto or asked:
         why = "requested by annotation" if asked else "every step passed"
         done = status.model_copy(update={"message": f"promoting version {status.version}: {why}"})
-        return Transition(done, promote=True, force=asked)
-    return _hold(
+        return Transition(done, promote=True, force=asked, used_promote=asked)
+    return hold(
         status,
         "Paused",
         f"every step passed; version {status.version} waits for driftline.dev/promote",
     )
 
 
-def _hold(status: RolloutStatus, phase: str, message: str) -> Transition:
+def hold(status: RolloutStatus, phase: str, message: str) -> Transition:
+    """The rollout stays at its step in ``phase`` (an Event when it becomes Paused)."""
     events: list[Event] = []
     if phase == "Paused" and status.phase != "Paused":
         events.append(("Normal", "RolloutPaused", message))
     return Transition(status.model_copy(update={"phase": phase, "message": message}), events)
+
+
+def _pause_end(rollout: Rollout, status: RolloutStatus) -> datetime | None:
+    """When the current step's pause ends; None for a step that waits for a person."""
+    pause = rollout.steps[min(status.step or 0, len(rollout.steps) - 1)].pause_period()
+    if pause is None or status.step_started_at is None:
+        return None
+    return parse_rfc3339(status.step_started_at) + pause
 
 
 def _in_step(status: RolloutStatus, analysis: AnalysisResult) -> bool:

@@ -65,7 +65,7 @@ class RolloutFlow:
         now = ctx.now()
         interval = spec.analysis.interval_period().total_seconds()
         fresh = None
-        due = rollout.analysis_due(status, version, interval, now)
+        due = rollout.analysis_due(plan, status, version, interval, now)
         if status is not None and challenger_ready and due:
             fresh = self._analyse(md, status, aliases.champion)
         step = rollout.advance(
@@ -80,6 +80,11 @@ class RolloutFlow:
             challenger_ready=challenger_ready,
         )
         self._carry_out(md, version, step)
+        if requests.promote and not step.used_promote:
+            phase = step.status.phase if step.status else "none"
+            self._events.append(
+                ("Warning", "PromoteIgnored", f"driftline.dev/promote ignored: rollout {phase}")
+            )
         if not step.promote or step.status is None:
             return aliases, step.status
         moved, refused = self._promotion.move(
@@ -95,9 +100,12 @@ class RolloutFlow:
             )
             self._events.append(("Normal", "RolloutPromoted", done.message or ""))
             return moved, done
-        aborted = rollout.abort(step.status, f"promotion refused: {refused}")
-        self._carry_out(md, version, aborted)
-        return aliases, aborted.status
+        # Refused (the offline rule, a concurrent move, a crash): every step passed, so the
+        # version is not rejected; it waits for a person (driftline.dev/promote forces it).
+        refusal = step.status.model_copy(update={"promotion_refused": refused[:1000]})
+        held = rollout.hold(refusal, "Paused", f"promotion refused: {refused}"[:1000])
+        self._carry_out(md, version, held)
+        return aliases, held.status
 
     def _carry_out(
         self, md: ModelDeploymentObject, version: str | None, step: rollout.Transition

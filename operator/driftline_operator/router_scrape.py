@@ -12,20 +12,22 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from driftline_operator import names
+from driftline_operator.conditions import parse_rfc3339
 from driftline_operator.kube import Kube
 from driftline_operator.names import Owner
 from driftline_operator.traffic import (
-    Counts,
     MetricsUnavailableError,
+    Scrape,
     TrafficWindow,
     VariantWindow,
+    baselines,
     difference,
     parse_router_metrics,
 )
 
 
-def router_pods(kube: Kube, owner: Owner) -> Iterable[tuple[str, str]]:
-    """(pod uid, metrics URL) of each running router pod of a ModelDeployment.
+def router_pods(kube: Kube, owner: Owner) -> Iterable[tuple[str, str, datetime | None]]:
+    """(pod uid, metrics URL, start time) of each running router pod of a ModelDeployment.
 
     The port is the router container's port named ``http`` (the pod's own, so a pod from an
     older template is still read right).
@@ -43,19 +45,28 @@ def router_pods(kube: Kube, owner: Owner) -> Iterable[tuple[str, str]]:
             if port.get("name") == "http"
         ]
         host = f"[{ip}]" if ":" in ip else ip
-        yield pod["metadata"]["uid"], f"http://{host}:{ports[0] if ports else names.SERVING_PORT}"
+        url = f"http://{host}:{ports[0] if ports else names.SERVING_PORT}"
+        start = status.get("startTime")
+        yield pod["metadata"]["uid"], url, parse_rfc3339(start) if start else None
 
 
 Fetch = Callable[[str, float], str]
 HISTORY = 256  # scrapes kept per ModelDeployment
-# pod uid -> that pod's per-variant counts, as one scrape found them
-Scrape = dict[str, dict[str, Counts]]
+MAX_PAGE_BYTES = 1024 * 1024
 
 
 def http_get(url: str, timeout: float) -> str:
-    """The body of a GET, as text; OSError (URLError included) when it fails."""
+    """The body of a GET, as text.
+
+    Raises OSError (URLError included) when it fails, ValueError when it is larger than
+    MAX_PAGE_BYTES: a router page is a few kB, and any pod with the router's labels in a
+    namespace is read by the cluster-wide operator.
+    """
     with urllib.request.urlopen(url, timeout=timeout) as response:
-        return str(response.read().decode("utf-8"))
+        body = response.read(MAX_PAGE_BYTES + 1)
+    if len(body) > MAX_PAGE_BYTES:
+        raise ValueError(f"/metrics larger than {MAX_PAGE_BYTES} bytes")
+    return str(body.decode("utf-8"))
 
 
 class RouterScrape:
@@ -78,15 +89,15 @@ class RouterScrape:
         scrape of the older half goes, so long windows stay covered, more coarsely. Raises
         MetricsUnavailableError when no router pod runs or none answers.
         """
-        scraped = self._scrape(owner)
+        scraped, started = self._scrape(owner)
         history = self._history.setdefault((owner.namespace, owner.name), [])
-        baseline = next(((taken, then) for taken, then in history if taken >= since), None)
+        then = baselines(scraped, started, history, since)
+        taken = next((taken for taken, _ in history if taken >= since), now)
         if len(history) >= HISTORY:
             del history[1 : HISTORY // 2 : 2]
         history.append((now, scraped))
-        if baseline is None:
+        if then is None:
             return TrafficWindow(0.0, {})
-        taken, then = baseline
         counts = difference(scraped, then)
         return TrafficWindow(
             (now - taken).total_seconds(), {v: VariantWindow.of(c) for v, c in counts.items()}
@@ -96,15 +107,20 @@ class RouterScrape:
         """Drop the scrapes of a deleted ModelDeployment."""
         self._history.pop((owner.namespace, owner.name), None)
 
-    def _scrape(self, owner: Owner) -> Scrape:
-        scraped: dict[str, dict[str, Counts]] = {}
+    def _scrape(self, owner: Owner) -> tuple[Scrape, dict[str, datetime]]:
+        """Every answering router pod's counts, and the pods' start times."""
+        scraped: Scrape = {}
+        started: dict[str, datetime] = {}
         problems: list[str] = []
-        for uid, url in router_pods(self._kube, owner):
+        for uid, url, start in router_pods(self._kube, owner):
             try:
                 scraped[uid] = parse_router_metrics(self._fetch(url + "/metrics", self._timeout))
             except (OSError, ValueError) as exc:
                 problems.append(f"{url}: {exc}")
+                continue
+            if start is not None:
+                started[uid] = start
         if not scraped:
             detail = "; ".join(problems)[:300] or "no running router pod"
             raise MetricsUnavailableError(f"router metrics unavailable: {detail}")
-        return scraped
+        return scraped, started

@@ -149,6 +149,37 @@ def difference(
     return total
 
 
+# pod uid -> that pod's per-variant counts, as one scrape found them
+Scrape = dict[str, dict[str, Counts]]
+
+
+def baselines(
+    scraped: Scrape,
+    started: dict[str, datetime],
+    history: list[tuple[datetime, Scrape]],
+    since: datetime,
+) -> Scrape | None:
+    """Each pod's counts at the start of the window [since, now], for ``difference``.
+
+    A pod's baseline is its first scrape taken at or after ``since`` (``history``, oldest
+    first). A pod that started after ``since`` is left out, so all it counted is in the window;
+    a pod seen for the first time now but older than the window (its earlier scrapes failed)
+    gets its current counts, so nothing of it is counted yet: its counters hold traffic from
+    before the window. None when no scrape of the window exists yet (the window starts now).
+    """
+    in_window = [then for taken, then in history if taken >= since]
+    if not in_window:
+        return None
+    found: Scrape = {}
+    for pod, counts in scraped.items():
+        first = next((then[pod] for then in in_window if pod in then), None)
+        if first is not None:
+            found[pod] = first
+        elif pod not in started or started[pod] < since:
+            found[pod] = counts
+    return found
+
+
 def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
     """The ``q``-quantile (0..1) of a cumulative histogram, in the buckets' unit.
 

@@ -69,9 +69,13 @@ def test_auto_promotion_once_when_criteria_hold_and_not_otherwise(
         )  # fmt: skip
         assert last_decision(waiting)["outcome"] == "Waiting"
         assert models.aliases(model_of[name]) == {"champion": "1", "challenger": "2"}
-    few = wait_status(api_client, namespace, "modeldeployments", "too-few-requests",
-                      lambda o: True, 5, "")  # fmt: skip
-    assert "requests" in last_decision(few)["reason"], last_decision(few)
+    few = wait_status(
+        api_client, namespace, "modeldeployments", "too-few-requests",
+        lambda o: "needs 50" in last_decision(o).get("reason", ""),
+        RESOLVE_INTERVAL * 3 + 20, "too-few-requests: no Waiting decision on requests",
+    )  # fmt: skip
+    assert last_decision(few)["outcome"] == "Waiting"
+    assert models.aliases(model_of["too-few-requests"]) == {"champion": "1", "challenger": "2"}
 
     # Several more timer rounds: the decision is taken once, the aliases moved once, and a
     # decision that stays the same is not posted again.

@@ -29,6 +29,7 @@ from driftline_operator.traffic import (
     Counts,
     TrafficWindow,
     VariantWindow,
+    baselines,
     difference,
     histogram_quantile,
     parse_router_metrics,
@@ -105,6 +106,21 @@ def test_a_window_is_the_difference_of_two_scrapes_and_survives_a_restart() -> N
     assert difference(restarted, then)["challenger"].requests == 7
 
 
+def test_each_pods_baseline_is_its_first_scrape_in_the_window() -> None:
+    since = T0
+    before = {"a": {"challenger": Counts(1, 0, {})}}
+    first = {"a": {"challenger": Counts(10, 0, {})}}  # b did not answer this scrape
+    later = {"a": {"challenger": Counts(12, 0, {})}, "b": {"challenger": Counts(900, 9, {})}}
+    history = [(T0 - timedelta(seconds=5), before), (T0 + timedelta(seconds=1), first)]
+    assert baselines(first, {}, history[:1], since) is None  # the window starts now
+    # b is old (started before the window): none of its 900 is known to be in the window.
+    old = baselines(later, {"b": T0 - timedelta(hours=3)}, history, since)
+    assert old is not None and difference(later, old)["challenger"].requests == 2
+    # b started inside the window: all it counted is.
+    new = baselines(later, {"b": T0 + timedelta(seconds=2)}, history, since)
+    assert new is not None and difference(later, new)["challenger"].requests == 902
+
+
 def test_a_healthy_challenger_passes_every_gate() -> None:
     result = analyse(GATES, window(VariantWindow(200, 1, 40.0), VariantWindow(1800, 9, 35.0)), "t")
     assert result.verdict == "Passed", result
@@ -178,7 +194,9 @@ def test_a_new_challenger_starts_at_step_zero_and_advances_on_passing_analysis()
         "Progressing", 0, 10,
     )  # fmt: skip
     assert [e[1] for e in started.events] == ["RolloutStarted"]
-    assert challenger_percent(started.status, "2") == 10
+    assert challenger_percent(started.status, "2", ready=True) == 10
+    # Until the challenger's pods are available, the share stays 0.
+    assert challenger_percent(started.status, "2", ready=False) == 0
     # Passing inside the pause: the step holds.
     mid = step(
         started.status,
@@ -188,17 +206,23 @@ def test_a_new_challenger_starts_at_step_zero_and_advances_on_passing_analysis()
     assert mid.status is not None and (mid.status.phase, mid.status.step) == ("Analysing", 0)
     # Pause over and the latest analysis passed: next step.
     later = T0 + timedelta(seconds=61)
-    moved = step(mid.status, later)
+    # Pause over, but the last verdict is from mid-step: the whole step is analysed first.
+    assert analysis_due(PLAN, mid.status, "2", 30, later)
+    waiting = step(mid.status, later)
+    assert waiting.status is not None and (waiting.status.phase, waiting.status.step) == (
+        "Analysing", 0,
+    )  # fmt: skip
+    moved = step(mid.status, later, analysis=analysed("Passed", later))
     assert moved.status is not None and (moved.status.step, moved.status.percent) == (1, 50)
     assert moved.status.position == "2/3" and moved.events[0][1] == "RolloutStepAdvanced"
-    assert analysis_due(moved.status, "2", 30, later)
+    assert analysis_due(PLAN, moved.status, "2", 30, later)
 
 
 def test_the_last_passing_step_promotes_in_auto_and_waits_in_manual() -> None:
     status = RolloutStatus(
         version="2", phase="Analysing", step=2, steps=3, position="3/3", percent=100,
         step_started_at=rfc3339(T0), failures=0,
-        last_analysis=analysed("Passed", T0 + timedelta(seconds=50)),
+        last_analysis=analysed("Passed", T0 + timedelta(seconds=60)),
     )  # fmt: skip
     done = step(status, T0 + timedelta(seconds=61))
     assert done.promote and not done.force
@@ -232,7 +256,7 @@ def test_failure_limit_failed_analyses_in_a_row_abort_and_reject() -> None:
     # Aborted stays aborted, at 0%, without new Events.
     after = step(second.status, T0 + timedelta(seconds=90))
     assert after.status is not None and after.status.phase == "Aborted" and not after.events
-    assert challenger_percent(after.status, "2") == 0
+    assert challenger_percent(after.status, "2", ready=True) == 0
 
 
 def test_a_passing_analysis_resets_the_failure_count() -> None:
@@ -286,10 +310,46 @@ def test_a_steps_clock_waits_for_the_challengers_pods() -> None:
     )
 
 
-def test_a_removed_challenger_ends_the_rollout() -> None:
+def test_a_removed_challenger_ends_the_rollout_and_only_a_promotion_stays_on_view() -> None:
     started = step(None, T0).status
     ended = step(started, T0 + timedelta(seconds=5), challenger=None)
     assert ended.status is None and ended.events[0][1] == "RolloutEnded"
+    aborted = step(started, T0 + timedelta(seconds=5), requests=Requests(abort="x")).status
+    assert step(aborted, T0 + timedelta(seconds=9), challenger=None).status is None
+    assert started is not None
+    promoted = started.model_copy(update={"phase": "Promoted"})
+    assert step(promoted, T0 + timedelta(seconds=9), challenger=None).status == promoted
+
+
+def test_edited_steps_restart_a_running_rollout_and_a_changed_share_applies() -> None:
+    started = step(None, T0).status
+    assert started is not None
+    shorter = Rollout.model_validate({"steps": [{"challengerPercent": 50, "pause": "60s"}]})
+    later = T0 + timedelta(seconds=5)
+    restarted = advance(
+        shorter, auto=True, status=started.model_copy(update={"step": 2, "position": "3/3"}),
+        challenger="2", rejected=None, requests=NO_REQUESTS, analysis=None, now=later,
+    )  # fmt: skip
+    assert restarted.status is not None and restarted.events[0][1] == "RolloutRestarted"
+    assert (restarted.status.step, restarted.status.percent, restarted.status.steps) == (0, 50, 1)
+    wider = Rollout.model_validate(
+        {"steps": [{"challengerPercent": 20, "pause": "60s"}, {"challengerPercent": 50},
+                   {"challengerPercent": 100}]}
+    )  # fmt: skip
+    resynced = advance(
+        wider, auto=True, status=started, challenger="2", rejected=None, requests=NO_REQUESTS,
+        analysis=None, now=later,
+    )  # fmt: skip
+    assert resynced.status is not None and resynced.status.percent == 20
+
+
+def test_a_go_ahead_is_reported_used_only_when_it_moves_the_rollout() -> None:
+    started = step(None, T0).status
+    asked = step(started, T0 + timedelta(seconds=5), requests=Requests(promote=True))
+    assert asked.used_promote and asked.status is not None and asked.status.step == 1
+    aborted = step(started, T0 + timedelta(seconds=5), requests=Requests(abort="x")).status
+    ignored = step(aborted, T0 + timedelta(seconds=9), requests=Requests(abort="x", promote=True))
+    assert not ignored.used_promote
 
 
 def test_invalid_step_lists_are_refused() -> None:
@@ -327,6 +387,9 @@ def test_the_rollout_is_exported_as_metrics() -> None:
     assert value("driftline_rollout_gate_failed", gate="errorRate") == 1
     metrics.record_rollout("ns", "md", None)
     assert value("driftline_rollout_phase", phase="Analysing") == 0
+    # The rollout is gone: so are its step, share and gate series (an alert on them ends).
+    assert value("driftline_rollout_step") is None
+    assert value("driftline_rollout_gate_failed", gate="errorRate") is None
 
 
 def predictions(probabilities: np.ndarray) -> Predictions:
@@ -380,3 +443,16 @@ def test_shadow_gates_pair_rows_by_request_id() -> None:
     assert gates["shadowAgreement"].verdict == "Failed"
     thin = shadow_gates(Analysis(min_requests=500), champion, challenger)
     assert {g.verdict for g in thin} == {"Inconclusive"}
+
+
+def test_a_refused_promotion_is_not_retried_until_a_person_asks() -> None:
+    status = RolloutStatus(
+        version="2", phase="Paused", step=2, steps=3, position="3/3", percent=100,
+        step_started_at=rfc3339(T0), failures=0, promotion_refused="roc_auc below minDelta",
+        last_analysis=analysed("Passed", T0 + timedelta(seconds=61)),
+    )  # fmt: skip
+    again = step(status, T0 + timedelta(seconds=70))
+    assert not again.promote and again.status is not None and again.status.phase == "Paused"
+    assert "roc_auc below minDelta" in (again.status.message or "")
+    forced = step(status, T0 + timedelta(seconds=75), requests=Requests(promote=True))
+    assert forced.promote and forced.force

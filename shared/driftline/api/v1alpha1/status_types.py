@@ -20,6 +20,11 @@ class ChallengerStatus(VariantStatus):
     """The challenger variant (absent version when no challenger alias)."""
 
     traffic_percent: int | None = Field(None, description="Percent of requests routed to it.")
+    ready_since: str | None = Field(
+        None,
+        description="When this version's pods were first all available (RFC 3339): online"
+        " figures before it belong to the previous challenger.",
+    )
 
 
 PromotionOutcome = Literal["Promoted", "Rejected", "Failed", "Waiting"]
@@ -53,7 +58,7 @@ Verdict = Literal["Passed", "Failed", "Inconclusive"]
 class Gate(ApiModel):
     """One gate of an analysis: what was measured against what bound."""
 
-    name: str = Field(description="The gate, e.g. errorRate, latencyP95Ratio, requests.")
+    name: str = Field(description="The gate, e.g. requests, errorRate, latencyP95IncreaseMs.")
     value: float | None = Field(None, description="Measured value (absent: not measurable).")
     threshold: float | None = Field(None, description="The bound it is checked against.")
     verdict: Verdict = Field(description="Passed, Failed or Inconclusive.")
@@ -85,6 +90,11 @@ class RolloutStatus(ApiModel):
     step_started_at: str | None = Field(None, description="When the step started (RFC 3339).")
     failures: int | None = Field(None, description="Failed analyses in a row.")
     message: str | None = Field(None, description="Why the rollout is where it is.")
+    promotion_refused: str | None = Field(
+        None,
+        description="Why the registry refused to promote after the last step; auto promotion"
+        " does not try again, the promote annotation forces it.",
+    )
     last_analysis: AnalysisResult | None = None
     handled_abort: str | None = Field(
         None, description="Last value of the driftline.dev/abort annotation acted on."
