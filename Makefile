@@ -57,7 +57,7 @@ images: ## Build the operator, inference and trainer images (local Debian base, 
 test-images: $(STAMP) data images ## Smoke tests of the three images (containers on loopback)
 	$(PYTEST) tests/images -q
 
-kube-bins: ## Build Kubernetes, etcd, helm, kubeconform through the Go proxy (cached)
+kube-bins: ## Build Kubernetes, etcd, helm, kubeconform, Prometheus through the Go proxy (cached)
 	scripts/build-kube-bins.sh
 
 node-bins: ## Build crictl, CoreDNS, metrics-server through the Go proxy (cached)

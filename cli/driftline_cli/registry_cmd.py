@@ -6,7 +6,7 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from driftline.exit_codes import MLFLOW_UNAVAILABLE, REGISTRY
+from driftline.exit_codes import KUBERNETES, MLFLOW_UNAVAILABLE, REGISTRY
 from driftline.registry_conventions import VARIANTS
 from driftline_cli.output import emit, fail
 from driftline_cli.settings import CliSettings
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
         try:
             name, uri = model_of_deployment(args.deployment, args.namespace)
         except ValueError as exc:
-            return fail(str(exc), REGISTRY)
+            return fail(str(exc), KUBERNETES)
         if not args.tracking_uri:
             settings = settings.model_copy(update={"tracking_uri": uri})
     target, registry = open_registry(settings)
@@ -90,17 +90,13 @@ def _rollback(registry: Any, name: str, args: argparse.Namespace) -> tuple[dict[
 
 def _models(registry: Any, name: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     from driftline.registry import TAG_ARCHIVED, TAG_ROLLED_BACK
+    from driftline.registry_conventions import REJECTED_TAG
 
     versions = registry.versions(name)
     rows = [f"{'VERSION':<8} {'ALIASES':<22} {'STATE':<12} RUN"]
+    states = {TAG_ROLLED_BACK: "rolled-back", TAG_ARCHIVED: "archived", REJECTED_TAG: "rejected"}
     for v in versions:
-        state = (
-            "rolled-back"
-            if TAG_ROLLED_BACK in v.tags
-            else "archived"
-            if TAG_ARCHIVED in v.tags
-            else ""
-        )
+        state = next((word for tag, word in states.items() if tag in v.tags), "")
         rows.append(f"{v.version:<8} {','.join(v.aliases) or '-':<22} {state:<12} {v.run_id}")
     result = {"model_name": name, "versions": [asdict(v) for v in versions]}
     return result, "\n".join(rows)

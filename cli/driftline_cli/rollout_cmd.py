@@ -12,7 +12,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from driftline.exit_codes import KUBERNETES
+from driftline.exit_codes import KUBERNETES, USAGE
 from driftline_cli.output import emit, fail
 from driftline_cli.settings import CliSettings
 
@@ -26,7 +26,11 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: CliSettings) -> int:
-    """Annotate (abort, retry) or print the rollout (status); exit 9 when Kubernetes fails."""
+    """Annotate (abort, retry) or print the rollout (status).
+
+    Exit 9 when Kubernetes fails or the ModelDeployment is missing, 2 when the operator would
+    ignore the request (no spec.rollout, nothing to abort, nothing aborted to retry).
+    """
     from driftline_cli.deployment_ref import (
         annotate_deployment,
         deployment_events,
@@ -34,13 +38,16 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
     )
 
     try:
+        body = read_deployment(args.deployment, args.namespace)
         if args.command in ANNOTATIONS:
+            refusal = refuse(args.command, body)
+            if refusal is not None:
+                return fail(f"{args.command} {args.deployment}: {refusal}", USAGE)
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             annotate_deployment(args.deployment, args.namespace, ANNOTATIONS[args.command], stamp)
             result = {"deployment": args.deployment, "requested": args.command, "at": stamp}
             emit(result, args.json, f"{args.command} requested for {args.deployment} at {stamp}")
             return 0
-        body = read_deployment(args.deployment, args.namespace)
         events = deployment_events(args.deployment, args.namespace)
     except ValueError as exc:
         return fail(str(exc), KUBERNETES)
@@ -48,6 +55,23 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
     result = {"status": status, "events": events}
     emit(result, args.json, describe(args.deployment, status, events))
     return 0
+
+
+def refuse(command: str, body: dict[str, Any]) -> str | None:
+    """Why the operator would ignore ``command`` on this ModelDeployment now; None if it acts.
+
+    abort needs a rollout in progress; retry an aborted one. Both need ``spec.rollout``.
+    """
+    if not (body.get("spec") or {}).get("rollout"):
+        return (
+            "it has no spec.rollout (to take the challenger out, set traffic.challengerPercent: 0)"
+        )
+    phase = ((body.get("status") or {}).get("rollout") or {}).get("phase")
+    if command == "abort" and phase not in ("Progressing", "Analysing", "Paused"):
+        return f"no rollout in progress to abort (phase {phase or 'none'})"
+    if command == "retry" and phase != "Aborted":
+        return f"only an aborted rollout is retried (phase {phase or 'none'})"
+    return None
 
 
 def describe(name: str, status: dict[str, Any], events: list[dict[str, Any]]) -> str:

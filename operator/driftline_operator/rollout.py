@@ -127,6 +127,7 @@ def advance(
                 step=0,
                 steps=len(rollout.steps),
                 position=f"0/{len(rollout.steps)}",
+                plan=plan_of(rollout),
                 failures=0,
                 message=f"version {challenger} is tagged rejected: {rejected}"[:500],
                 handled_abort=requests.abort,
@@ -144,12 +145,9 @@ def advance(
     if requests.abort is not None and requests.abort != status.handled_abort:
         status = status.model_copy(update={"handled_abort": requests.abort})
         return abort(status, "aborted on request (driftline.dev/abort)")
-    if status.steps != len(rollout.steps) or (status.step or 0) >= len(rollout.steps):
+    if status.plan != plan_of(rollout):
         # spec.rollout.steps changed under a running rollout: its position means nothing now.
         return _start(rollout, challenger, requests, now, "RolloutRestarted")
-    current = rollout.steps[status.step or 0].challenger_percent
-    if status.percent != current:
-        status = status.model_copy(update={"percent": current})
     if rejected is not None:
         return abort(status, f"version {challenger} was tagged rejected: {rejected}", tag=False)
     if not challenger_ready and not requests.promote:
@@ -167,6 +165,11 @@ def advance(
     return _step_end(rollout, auto, status, requests.promote, now)
 
 
+def plan_of(rollout: Rollout) -> str:
+    """The steps as ``share@pause`` (``-`` for a step that waits for a person), comma-joined."""
+    return ",".join(f"{s.challenger_percent}@{s.pause or '-'}" for s in rollout.steps)
+
+
 def _start(
     rollout: Rollout, version: str, requests: Requests, now: datetime, reason: str
 ) -> Transition:
@@ -177,6 +180,7 @@ def _start(
         step=0,
         steps=len(rollout.steps),
         position=f"1/{len(rollout.steps)}",
+        plan=plan_of(rollout),
         percent=rollout.steps[0].challenger_percent,
         step_started_at=rfc3339(now),
         failures=0,

@@ -55,7 +55,7 @@ def test_promote_and_roll_back_by_model_deployment(
     assert models.aliases(model) == {"champion": "1"}
 
     missing = driftline(kube_cluster, "promote", "--deployment", "nope", "-n", namespace)
-    assert missing.returncode == 6
+    assert missing.returncode == 9  # Kubernetes: no such ModelDeployment
     assert missing.stderr.strip() == (
         f"driftline: error: no ModelDeployment 'nope' in namespace '{namespace}'"
     )

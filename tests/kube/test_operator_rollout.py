@@ -126,6 +126,9 @@ def test_a_failing_challenger_is_aborted_rejected_and_not_rolled_out_again(
     assert "RolloutStarted" in shown.stdout and "RolloutAborted" in shown.stdout
     missing = driftline(kube_cluster, "abort", "no-such-md", "-n", namespace)
     assert missing.returncode == 9 and "no ModelDeployment 'no-such-md'" in missing.stderr
+    # Requests the operator would ignore are refused, not reported as done.
+    again = driftline(kube_cluster, "abort", "abort", "-n", namespace)
+    assert again.returncode == 2 and "no rollout in progress" in again.stderr
     # `driftline retry`, on purpose: the tag goes and step 0 starts again.
     router.challenger.fail_every = 0
     retried = driftline(kube_cluster, "retry", "abort", "-n", namespace)
@@ -137,6 +140,8 @@ def test_a_failing_challenger_is_aborted_rejected_and_not_rolled_out_again(
     )  # fmt: skip
     assert "driftline.rejected" not in client.get_model_version(model, "2").tags
     wait_for(lambda: router.splits[-1] == 2500, 30, "the retried rollout's split never applied")
+    retried_twice = driftline(kube_cluster, "retry", "abort", "-n", namespace)
+    assert retried_twice.returncode == 2 and "only an aborted rollout" in retried_twice.stderr
 
 
 def test_a_manual_step_waits_for_promote_and_survives_an_operator_restart(

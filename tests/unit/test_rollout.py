@@ -24,6 +24,7 @@ from driftline_operator.rollout import (
     advance,
     analysis_due,
     challenger_percent,
+    plan_of,
 )
 from driftline_operator.traffic import (
     Counts,
@@ -221,7 +222,7 @@ def test_a_new_challenger_starts_at_step_zero_and_advances_on_passing_analysis()
 def test_the_last_passing_step_promotes_in_auto_and_waits_in_manual() -> None:
     status = RolloutStatus(
         version="2", phase="Analysing", step=2, steps=3, position="3/3", percent=100,
-        step_started_at=rfc3339(T0), failures=0,
+        step_started_at=rfc3339(T0), failures=0, plan=plan_of(PLAN),
         last_analysis=analysed("Passed", T0 + timedelta(seconds=60)),
     )  # fmt: skip
     done = step(status, T0 + timedelta(seconds=61))
@@ -321,26 +322,27 @@ def test_a_removed_challenger_ends_the_rollout_and_only_a_promotion_stays_on_vie
     assert step(promoted, T0 + timedelta(seconds=9), challenger=None).status == promoted
 
 
-def test_edited_steps_restart_a_running_rollout_and_a_changed_share_applies() -> None:
+def test_any_edit_of_the_steps_restarts_a_running_rollout() -> None:
     started = step(None, T0).status
-    assert started is not None
-    shorter = Rollout.model_validate({"steps": [{"challengerPercent": 50, "pause": "60s"}]})
+    assert started is not None and started.plan == "10@60s,50@60s,100@60s"
     later = T0 + timedelta(seconds=5)
-    restarted = advance(
-        shorter, auto=True, status=started.model_copy(update={"step": 2, "position": "3/3"}),
-        challenger="2", rejected=None, requests=NO_REQUESTS, analysis=None, now=later,
-    )  # fmt: skip
-    assert restarted.status is not None and restarted.events[0][1] == "RolloutRestarted"
-    assert (restarted.status.step, restarted.status.percent, restarted.status.steps) == (0, 50, 1)
-    wider = Rollout.model_validate(
-        {"steps": [{"challengerPercent": 20, "pause": "60s"}, {"challengerPercent": 50},
-                   {"challengerPercent": 100}]}
-    )  # fmt: skip
-    resynced = advance(
-        wider, auto=True, status=started, challenger="2", rejected=None, requests=NO_REQUESTS,
-        analysis=None, now=later,
-    )  # fmt: skip
-    assert resynced.status is not None and resynced.status.percent == 20
+    for steps in (
+        [{"challengerPercent": 50, "pause": "60s"}],
+        [{"challengerPercent": 20, "pause": "60s"}, {"challengerPercent": 50, "pause": "60s"},
+         {"challengerPercent": 100, "pause": "60s"}],
+        [{"challengerPercent": 10, "pause": "5m"}, {"challengerPercent": 50, "pause": "60s"},
+         {"challengerPercent": 100, "pause": "60s"}],
+    ):  # fmt: skip
+        edited = Rollout.model_validate({"steps": steps})
+        restarted = advance(
+            edited, auto=True, status=started.model_copy(update={"step": 1}), challenger="2",
+            rejected=None, requests=NO_REQUESTS, analysis=None, now=later,
+        )  # fmt: skip
+        assert restarted.status is not None and restarted.events[0][1] == "RolloutRestarted"
+        assert restarted.status.step == 0
+        assert restarted.status.percent == steps[0]["challengerPercent"]
+    same = step(started, later)
+    assert not [e for e in same.events if e[1] == "RolloutRestarted"]
 
 
 def test_a_go_ahead_is_reported_used_only_when_it_moves_the_rollout() -> None:
@@ -449,6 +451,7 @@ def test_a_refused_promotion_is_not_retried_until_a_person_asks() -> None:
     status = RolloutStatus(
         version="2", phase="Paused", step=2, steps=3, position="3/3", percent=100,
         step_started_at=rfc3339(T0), failures=0, promotion_refused="roc_auc below minDelta",
+        plan=plan_of(PLAN),
         last_analysis=analysed("Passed", T0 + timedelta(seconds=61)),
     )  # fmt: skip
     again = step(status, T0 + timedelta(seconds=70))

@@ -251,8 +251,10 @@ class RolloutStep(ApiModel):
         None,
         pattern=PAUSE,
         description="How long the step lasts (90s, 5m, 1h) before it may advance; unset: the"
-        " step waits for the annotation driftline.dev/promote (`driftline promote"
-        " --deployment`).",
+        " step waits, in either promotion mode, for a new value of the annotation"
+        " driftline.dev/promote (`kubectl annotate --overwrite md NAME"
+        " driftline.dev/promote=$(date +%s)`); after the last step that annotation promotes"
+        " without the offline rule.",
     )
 
     def pause_period(self) -> timedelta | None:

@@ -86,6 +86,11 @@ class RolloutStatus(ApiModel):
     step: int | None = Field(None, description="Index of the current step (0-based).")
     steps: int | None = Field(None, description="Number of steps.")
     position: str | None = Field(None, description="Step of steps, 1-based (2/4).")
+    plan: str | None = Field(
+        None,
+        description="The steps this rollout follows, as share@pause (10@5m,50@10m,100@-): an"
+        " edit of spec.rollout.steps restarts the rollout.",
+    )
     percent: int | None = Field(None, description="Challenger share now applied, percent.")
     step_started_at: str | None = Field(None, description="When the step started (RFC 3339).")
     failures: int | None = Field(None, description="Failed analyses in a row.")
