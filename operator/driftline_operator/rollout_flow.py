@@ -67,7 +67,7 @@ class RolloutFlow:
         fresh = None
         due = rollout.analysis_due(plan, status, version, interval, now)
         if status is not None and challenger_ready and due:
-            fresh = self._analyse(md, status, aliases.champion)
+            fresh = self._analyse(md, status, aliases.champion, now)
         step = rollout.advance(
             plan,
             auto=spec.promotion.mode == "auto",
@@ -121,10 +121,17 @@ class RolloutFlow:
             self._ctx.mlflow.delete_version_tag(uri, model, version, REJECTED_TAG)
 
     def _analyse(
-        self, md: ModelDeploymentObject, status: RolloutStatus, champion: str | None
+        self,
+        md: ModelDeploymentObject,
+        status: RolloutStatus,
+        champion: str | None,
+        now: datetime,
     ) -> AnalysisResult | None:
-        """The current step's analysis; None while the window is empty (baseline just taken)."""
-        now = self._ctx.now()
+        """The current step's analysis at ``now``; None while the window is empty.
+
+        ``now`` is the reconcile's one clock reading: the verdict and the transition it drives
+        share an instant. The window is empty just after its baseline scrape.
+        """
         since = parse_rfc3339(status.step_started_at or rfc3339(now))
         try:
             window = self._source(md).window(md.owner, since, now)
