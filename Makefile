@@ -15,7 +15,7 @@ TYPED := shared trainer_image inference_image operator cli scripts
 
 .PHONY: help install data lint test test-unit test-integration test-kube demo bench bench-train \
         kube-bins mlflow-ui clean bench-serving images test-images bench-drift manifests verify \
-        chart-check kind-up bench-operator bench-rollout \
+        chart-check kind-up bench-operator bench-rollout bench-performance \
         node-bins node-images cluster-up cluster-down test-cluster test-e2e demo-cluster
 
 help: ## List the targets
@@ -104,7 +104,7 @@ mlflow-ui: $(STAMP) ## Open the embedded store in the MLflow UI on http://127.0.
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.driftline/mlflow.db \
 	  --host 127.0.0.1 --port 5000
 
-bench: bench-train bench-serving bench-drift bench-operator bench-rollout ## Run every benchmark (figures printed, JSON in benchmarks/results)
+bench: bench-train bench-serving bench-drift bench-operator bench-rollout bench-performance ## Run every benchmark (figures printed, JSON in benchmarks/results)
 
 bench-train: $(STAMP) data ## Wall time, peak memory and AUC of full training runs (SEEDS="42")
 	$(BIN)/python benchmarks/bench_train.py --seeds $${SEEDS:-42}
@@ -120,6 +120,9 @@ bench-operator: $(STAMP) kube-bins ## CR-to-children latency over 100 ModelDeplo
 
 bench-rollout: $(STAMP) kube-bins ## Alias move -> promotion over 4 steps, first failing request -> split 0
 	DRIFTLINE_KUBE_BIN_DIR=$$(scripts/build-kube-bins.sh --print-dir) $(BIN)/python benchmarks/bench_rollout.py
+
+bench-performance: $(STAMP) data ## performance-check over 1M labelled rows: wall time, peak memory
+	$(BIN)/python benchmarks/bench_performance.py
 
 clean: ## Remove the venv, the embedded MLflow store and caches in the repo
 	rm -rf $(VENV) .driftline .pytest_cache .mypy_cache .ruff_cache .import_linter_cache \

@@ -37,6 +37,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "driftline_cli.drift_cmd",
         "run the live drift check and, on drift, train and register a challenger",
     ),
+    "feedback": (
+        "driftline_cli.performance_cmd",
+        "load true labels of served requests (CSV/Parquet) into the feedback table",
+    ),
+    "performance-check": (
+        "driftline_cli.performance_cmd",
+        "realised and estimated performance per version and variant over a window",
+    ),
     "operator": ("driftline_cli.operator_cmd", "run the Kubernetes operator (kopf)"),
     "abort": ("driftline_cli.rollout_cmd", "abort a ModelDeployment's rollout (split to 0)"),
     "retry": ("driftline_cli.rollout_cmd", "restart an aborted rollout from its first step"),

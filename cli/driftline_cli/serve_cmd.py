@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, settings: CliSettings) -> int:
 
 
 def _serve_app(args: argparse.Namespace, settings: CliSettings) -> Any:
-    from driftline.inference_log import open_writer
+    from driftline.inference_log import open_store
     from driftline_serving.app import create_app
     from driftline_serving.loader import load_model
     from driftline_serving.settings import ServingSettings
@@ -83,10 +83,10 @@ def _serve_app(args: argparse.Namespace, settings: CliSettings) -> Any:
     serving = ServingSettings(**{k: v for k, v in overrides.items() if v is not None})
     url = serving.log_store_url()
     try:
-        write = open_writer(url)
+        store = open_store(url)
     except ValueError as exc:
         raise ValueError(f"--log-store {url}: {exc}") from exc
-    return create_app(serving, load_model, write)
+    return create_app(serving, load_model, store)
 
 
 def _router_app(args: argparse.Namespace) -> Any:

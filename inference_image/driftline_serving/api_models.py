@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -70,6 +70,30 @@ class BatchResponse(BaseModel):
     predictions: list[PredictResponse]
 
 
+class Label(BaseModel):
+    """The true class of one served request."""
+
+    request_id: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The id the prediction was served under (its X-Request-ID).",
+    )
+    label: Literal[0, 1] = Field(description="The true class: 1 for income >50K.")
+
+
+class LabelBatch(BaseModel):
+    """Up to the server's `max_feedback` labels (10,000 by default)."""
+
+    labels: list[Label] = Field(min_length=1)
+
+
+class FeedbackAccepted(BaseModel):
+    """Labels accepted; they are written to the feedback table within a flush interval."""
+
+    accepted: int = Field(description="Labels in the call (repeats of an id included).")
+
+
 class ErrorBody(BaseModel):
     """Every error answer."""
 
@@ -84,6 +108,9 @@ DOC_MODELS: tuple[type[BaseModel], ...] = (
     BatchRequest,
     PredictResponse,
     BatchResponse,
+    Label,
+    LabelBatch,
+    FeedbackAccepted,
     ErrorBody,
 )
 

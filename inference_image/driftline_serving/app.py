@@ -1,9 +1,14 @@
-"""The inference server: ``create_app(settings, load, write_log)``.
+"""The inference server: ``create_app(settings, load, store)``.
 
 The hot path avoids per-request pydantic parsing: the body is read with a size bound, parsed
 with orjson and validated by checkers compiled from the feature schema. The OpenAPI document is
 still complete: request and response models are declared for documentation, and the features
 object is described from the loaded model's schema.
+
+``POST /feedback`` takes the true class of served requests (ground truth, often days late). It
+checks with one indexed read that each id was served, so a typo gets a 422 naming it, and
+hands the labels to a buffered writer like the inference log's: the answer never waits for the
+write, and a store that is down costs buffered, then dropped and counted, labels.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from driftline.inference_log import LogRecord
+from driftline.inference_log import Feedback, LogRecord, LogStore
 from driftline.registry_conventions import SHADOW
 from driftline_serving.api_models import (
     DOC_MODELS,
     BatchRequest,
     BatchResponse,
     ErrorBody,
+    FeedbackAccepted,
+    Label,
+    LabelBatch,
     PredictRequest,
     PredictResponse,
     features_schema,
@@ -37,12 +45,21 @@ from driftline_serving.errors import (
     MalformedRequestError,
     ModelNotReadyError,
     ServingError,
+    StoreUnavailableError,
 )
 from driftline_serving.http_body import read_limited
 from driftline_serving.loader import LoadedModel, ModelLoadError
-from driftline_serving.log_writer import LogWriter
+from driftline_serving.log_writer import LogWriter, Row
 from driftline_serving.metrics import ServingMetrics, serving_metrics
-from driftline_serving.records import BATCH_KEYS, RECORD_KEYS, REQUEST_KEYS, ValidRecord, check_keys
+from driftline_serving.records import (
+    BATCH_KEYS,
+    RECORD_KEYS,
+    REQUEST_KEYS,
+    ValidLabel,
+    ValidRecord,
+    check_keys,
+    feedback_labels,
+)
 from driftline_serving.settings import ServingSettings
 from driftline_serving.split import SHADOW_HEADER
 
@@ -60,15 +77,22 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "No model loaded yet"),
     )
 }
+FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **{status: ERROR_RESPONSES[status] for status in (400, 413)},
+    422: {"model": ErrorBody, "description": "A bad label or an id never served; `field` names it"},
+    503: {"model": ErrorBody, "description": "The store could not confirm the ids; retry"},
+}
 
 
 @dataclass
 class ServerState:
-    """What the handlers share: the model (once loaded), the log writer and the metrics."""
+    """What the handlers share: the model (once loaded), the store, its writers, the metrics."""
 
     settings: ServingSettings
     metrics: ServingMetrics
-    writer: LogWriter
+    store: LogStore
+    writer: LogWriter[LogRecord]
+    feedback: LogWriter[Feedback]
     model: LoadedModel | None = None
     load_error: str | None = None
     # The served version's prediction counter, labelled once when the model loads: a label
@@ -79,29 +103,33 @@ class ServerState:
 def create_app(
     settings: ServingSettings,
     load: Callable[[ServingSettings], LoadedModel],
-    write_log: Callable[[Sequence[LogRecord]], None],
+    store: LogStore,
 ) -> FastAPI:
     """Build the app; the model is loaded in the background and retried until it loads."""
     metrics = serving_metrics()
-    writer = LogWriter(
-        write_log,
-        capacity=settings.log_buffer_rows,
-        batch_rows=settings.log_batch_rows,
-        flush_seconds=settings.log_flush_seconds,
-        retry_seconds=settings.log_retry_seconds,
-        on_written=metrics.log_written.inc,
-        on_dropped=metrics.log_dropped.inc,
-        on_error=metrics.log_write_errors.inc,
+    writer: LogWriter[LogRecord] = _buffered(
+        store.write,
+        "inference log",
+        settings,
+        (metrics.log_written, metrics.log_dropped, metrics.log_write_errors),
     )
-    state = ServerState(settings, metrics, writer)
+    feedback: LogWriter[Feedback] = _buffered(
+        store.write_feedback,
+        "feedback",
+        settings,
+        (metrics.feedback_written, metrics.feedback_dropped, metrics.feedback_write_errors),
+    )
+    state = ServerState(settings, metrics, store, writer, feedback)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
         writer.start()
+        feedback.start()
         loading = asyncio.create_task(_load_until_ready(state, load))
         yield
         loading.cancel()
         await writer.stop()
+        await feedback.stop()
 
     app = FastAPI(
         title="Driftline inference server",
@@ -113,6 +141,30 @@ def create_app(
     _routes(app, state)
     app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
     return app
+
+
+def _buffered(
+    write: Callable[[Sequence[Row]], None],
+    what: str,
+    settings: ServingSettings,
+    counters: tuple[Counter, Counter, Counter],
+) -> LogWriter[Row]:
+    """A store writer with the settings' buffer bounds.
+
+    ``counters`` count the rows written, the rows dropped and the failed writes.
+    """
+    written, dropped, failed = counters
+    return LogWriter(
+        write,
+        what=what,
+        capacity=settings.log_buffer_rows,
+        batch_rows=settings.log_batch_rows,
+        flush_seconds=settings.log_flush_seconds,
+        retry_seconds=settings.log_retry_seconds,
+        on_written=written.inc,
+        on_dropped=dropped.inc,
+        on_error=failed.inc,
+    )
 
 
 async def _load_until_ready(
@@ -177,6 +229,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:
         metrics.log_buffer_rows.set(state.writer.depth)
+        metrics.feedback_buffer_rows.set(state.feedback.depth)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post(
@@ -241,6 +294,55 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         batch_seconds.observe(time.perf_counter() - started)
         return _json({"predictions": answers})
 
+    @app.post(
+        "/feedback",
+        summary="The true class of served requests (one label or a batch)",
+        status_code=202,
+        response_model=FeedbackAccepted,
+        responses=FEEDBACK_RESPONSES,
+        openapi_extra=_body_doc(Label, LabelBatch),
+    )
+    async def feedback(request: Request) -> Response:
+        body = await _read_json(request, settings.max_body_bytes)
+        labels = feedback_labels(body, settings.max_feedback)
+        await _check_served(state, labels)
+        now = time.time()
+        state.feedback.submit(
+            [Feedback(now, settings.model_name, item.request_id, item.label) for item in labels]
+        )
+        metrics.feedback_labels.inc(len(labels))
+        return _json({"accepted": len(labels)}, status=202)
+
+
+async def _check_served(state: ServerState, labels: list[ValidLabel]) -> None:
+    """Raise unless the inference log holds a prediction for every labelled id.
+
+    One indexed read, bounded by ``feedback_lookup_seconds``: a store that cannot answer gets
+    the caller a 503 to retry on, never a label accepted for an id that may be a typo.
+    """
+    settings = state.settings
+    try:
+        async with asyncio.timeout(settings.feedback_lookup_seconds):
+            served = await asyncio.to_thread(
+                state.store.served, settings.model_name, [item.request_id for item in labels]
+            )
+    except TimeoutError as exc:
+        raise StoreUnavailableError(
+            f"the inference log did not answer within {settings.feedback_lookup_seconds:g} s;"
+            " retry later"
+        ) from exc
+    except Exception as exc:  # any store failure (driver, network): the caller retries
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreUnavailableError(f"the inference log cannot be read: {reason}") from exc
+    for item in labels:
+        if item.request_id not in served:
+            raise InvalidInputError(
+                f"no prediction of {settings.model_name} was logged under {item.request_id!r}"
+                f" (never served, or served in the last {settings.log_flush_seconds:g} s and"
+                " not written yet)",
+                item.field,
+            )
+
 
 async def _answers(
     state: ServerState,
@@ -302,14 +404,17 @@ def _model(state: ServerState) -> LoadedModel:
     return state.model
 
 
-async def _read_json(request: Request, limit: int, keys: frozenset[str]) -> dict[str, Any]:
-    """The body as a JSON object with only ``keys``; 413 beyond ``limit``, 400 if not JSON."""
+async def _read_json(request: Request, limit: int, keys: frozenset[str] | None = None) -> Any:
+    """The parsed body (an object with only ``keys``, when given); 413 beyond ``limit``.
+
+    Raises MalformedRequestError (400) when the body is not JSON.
+    """
     body = await read_limited(request.stream(), request.headers.get("content-length"), limit)
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedRequestError(f"the body is not valid JSON: {exc}") from exc
-    return check_keys(parsed, keys)
+    return parsed if keys is None else check_keys(parsed, keys)
 
 
 def _explain(body: dict[str, Any]) -> bool:
@@ -319,17 +424,15 @@ def _explain(body: dict[str, Any]) -> bool:
     return value
 
 
-def _json(content: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(content), media_type=JSON, headers=headers)
+def _json(content: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type=JSON, headers=headers)
 
 
-def _body_doc(model: type) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
-        }
-    }
+def _body_doc(*models: type) -> dict[str, Any]:
+    """The request body's schema: the one model, or any of several."""
+    refs = [{"$ref": f"#/components/schemas/{model.__name__}"} for model in models]
+    schema = refs[0] if len(refs) == 1 else {"anyOf": refs}
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
 
 
 def _openapi(app: FastAPI, state: ServerState) -> dict[str, Any]:

@@ -56,3 +56,10 @@ class UpstreamError(ServingError):
 
     status = 503
     kind = "upstream_unavailable"
+
+
+class StoreUnavailableError(ServingError):
+    """The inference log store did not answer in time (feedback cannot be checked)."""
+
+    status = 503
+    kind = "store_unavailable"

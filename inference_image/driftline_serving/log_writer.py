@@ -1,4 +1,4 @@
-"""Batched, bounded, off-the-request-path writing of the inference log.
+"""Batched, bounded, off-the-request-path writing of the inference log (and of feedback).
 
 Requests append to an in-memory buffer and return. A background task flushes batches to the
 store in a worker thread. When the store is down or slow the buffer absorbs rows up to its bound;
@@ -13,21 +13,21 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-
-from driftline.inference_log import LogRecord
+from typing import Generic, TypeVar
 
 logger = logging.getLogger("driftline.serving.log")
 
-Writer = Callable[[Sequence[LogRecord]], None]
+Row = TypeVar("Row")
 
 
-class LogWriter:
+class LogWriter(Generic[Row]):
     """The buffer and its flushing task."""
 
     def __init__(
         self,
-        write: Writer,
+        write: Callable[[Sequence[Row]], None],
         *,
+        what: str = "inference log",
         capacity: int,
         batch_rows: int,
         flush_seconds: float,
@@ -36,9 +36,13 @@ class LogWriter:
         on_dropped: Callable[[int], None] = lambda n: None,
         on_error: Callable[[], None] = lambda: None,
     ) -> None:
-        """``write`` inserts one batch synchronously (it runs in a worker thread)."""
+        """``write`` inserts one batch synchronously, in a worker thread.
+
+        ``what`` names the rows in log lines ("inference log", "feedback").
+        """
         self._write = write
-        self._buffer: deque[LogRecord] = deque()
+        self._what = what
+        self._buffer: deque[Row] = deque()
         self._capacity = capacity
         self._batch_rows = batch_rows
         self._flush_seconds = flush_seconds
@@ -58,7 +62,7 @@ class LogWriter:
         """Rows waiting to be written."""
         return len(self._buffer)
 
-    def submit(self, records: Sequence[LogRecord]) -> None:
+    def submit(self, records: Sequence[Row]) -> None:
         """Queue rows without waiting; drop the oldest beyond capacity (counted)."""
         self._buffer.extend(records)
         overflow = len(self._buffer) - self._capacity
@@ -68,7 +72,7 @@ class LogWriter:
             # One line when dropping starts; the total follows when the store is back.
             if self._dropped_since_healthy == 0:
                 logger.warning(
-                    "inference log buffer full (%d rows): dropping the oldest rows", self._capacity
+                    "%s buffer full (%d rows): dropping the oldest rows", self._what, self._capacity
                 )
             self._dropped_since_healthy += overflow
             self.dropped += overflow
@@ -91,7 +95,7 @@ class LogWriter:
         try:
             await asyncio.wait_for(self._drain(), timeout)
         except (TimeoutError, Exception) as exc:  # shutting down: report, never hang
-            logger.error("inference log: %d row(s) not written at shutdown: %s", self.depth, exc)
+            logger.error("%s: %d row(s) not written at shutdown: %s", self._what, self.depth, exc)
 
     async def _drain(self) -> None:
         while self._buffer:
@@ -115,7 +119,7 @@ class LogWriter:
             await asyncio.to_thread(self._write, batch)
         except Exception as exc:  # any store failure: keep the rows, retry later
             if self._healthy:
-                logger.error("inference log store unavailable, buffering: %s", exc)
+                logger.error("%s store unavailable, buffering: %s", self._what, exc)
             self._healthy = False
             self._on_error()
             # The batch goes back in front, oldest first; rows that arrived meanwhile may now
@@ -125,7 +129,8 @@ class LogWriter:
             return False
         if not self._healthy:
             logger.warning(
-                "inference log store is back; writing resumes (%d buffered, %d dropped meanwhile)",
+                "%s store is back; writing resumes (%d buffered, %d dropped meanwhile)",
+                self._what,
                 self.depth,
                 self._dropped_since_healthy,
             )

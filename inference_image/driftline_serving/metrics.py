@@ -29,6 +29,11 @@ class ServingMetrics:
     log_dropped: Counter
     log_write_errors: Counter
     model_info: Gauge
+    feedback_labels: Counter
+    feedback_buffer_rows: Gauge
+    feedback_written: Counter
+    feedback_dropped: Counter
+    feedback_write_errors: Counter
 
 
 def serving_metrics() -> ServingMetrics:
@@ -80,5 +85,24 @@ def serving_metrics() -> ServingMetrics:
             "The model version served (value 1).",
             [*labels, "runtime"],
             registry=registry,
+        ),
+        feedback_labels=Counter(
+            "driftline_feedback_accepted_labels_total",
+            "Labels accepted by /feedback (refused calls count in driftline_errors_total).",
+            registry=registry,
+        ),
+        feedback_buffer_rows=Gauge(
+            "driftline_feedback_buffer_rows", "Labels waiting to be written.", registry=registry
+        ),
+        feedback_written=Counter(
+            "driftline_feedback_written_rows_total", "Labels written.", registry=registry
+        ),
+        feedback_dropped=Counter(
+            "driftline_feedback_dropped_rows_total",
+            "Accepted labels dropped because the buffer was full.",
+            registry=registry,
+        ),
+        feedback_write_errors=Counter(
+            "driftline_feedback_write_errors_total", "Failed feedback writes.", registry=registry
         ),
     )

@@ -7,22 +7,20 @@ the offending field with its full path (``features.age``, ``records[3].features.
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from driftline.request_ids import MAX_REQUEST_ID, valid_request_id
 from driftline.schema import MISSING_CATEGORY, FeatureKind, FeatureSchema, FeatureSpec
 from driftline_serving.errors import InvalidInputError
 
-MAX_REQUEST_ID = 200
-# Request ids travel back in the X-Request-ID header: visible ASCII only, or the answer could
-# not be written at all (a control character aborted the connection instead of answering).
-REQUEST_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_REQUEST_ID}}}")
 REQUEST_KEYS = frozenset({"features", "request_id", "explain"})
 BATCH_KEYS = frozenset({"records", "explain"})
 RECORD_KEYS = frozenset({"features", "request_id"})
+LABEL_KEYS = frozenset({"request_id", "label"})
+FEEDBACK_BATCH_KEYS = frozenset({"labels"})
 
 Checker = Callable[[Any, str], tuple[Any, bool]]
 
@@ -73,6 +71,43 @@ class RecordValidator:
         )
 
 
+@dataclass(frozen=True)
+class ValidLabel:
+    """A label ready for the feedback table; ``field`` names its request id in the body."""
+
+    request_id: str
+    label: int
+    field: str
+
+
+def feedback_labels(body: Any, limit: int) -> list[ValidLabel]:
+    """The labels of a feedback body: one ``{"request_id", "label"}`` or ``{"labels": [...]}``.
+
+    A label is the true class, 0 or 1 (JSON integers; ``true``/``false`` are refused, as a
+    typed field would). Raises InvalidInputError naming the first bad field, or the batch when
+    it is empty or holds more than ``limit`` labels.
+    """
+    if isinstance(body, dict) and "labels" in body:
+        items = check_keys(body, FEEDBACK_BATCH_KEYS)["labels"]
+        if not isinstance(items, list) or not items:
+            raise InvalidInputError("must be a non-empty array of labels", "labels")
+        if len(items) > limit:
+            raise InvalidInputError(f"holds {len(items)} labels; at most {limit}", "labels")
+        return [_label(item, f"labels[{i}].") for i, item in enumerate(items)]
+    return [_label(body, "")]
+
+
+def _label(body: Any, path: str) -> ValidLabel:
+    item = check_keys(body, LABEL_KEYS, path)
+    field = _join(path, "request_id")
+    if item.get("request_id") is None:
+        raise InvalidInputError("is required: the id the prediction was served under", field)
+    value = item.get("label")
+    if isinstance(value, bool) or value not in (0, 1):
+        raise InvalidInputError("must be 0 or 1 (the true class)", _join(path, "label"))
+    return ValidLabel(request_id(item["request_id"], field, None), int(value), field)
+
+
 def check_keys(body: Any, allowed: frozenset[str], path: str = "") -> dict[str, Any]:
     """The body as a dict with no unknown top-level keys."""
     if not isinstance(body, dict):
@@ -81,11 +116,6 @@ def check_keys(body: Any, allowed: frozenset[str], path: str = "") -> dict[str, 
     if extra:
         raise InvalidInputError("is not an accepted field", _join(path, sorted(extra)[0]))
     return body
-
-
-def valid_request_id(value: Any) -> bool:
-    """Whether a value can serve as a request id (and be echoed in a header)."""
-    return isinstance(value, str) and REQUEST_ID.fullmatch(value) is not None
 
 
 def request_id(value: Any, field: str, default: str | None) -> str:

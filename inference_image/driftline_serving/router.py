@@ -15,6 +15,10 @@ to the challenger, marked ``x-driftline-shadow: 1`` so it logs its prediction as
 waits for it, never sees it, and a challenger that hangs costs the champion path nothing. At
 most ``max_connections`` copies are in flight; beyond that a copy is dropped and counted.
 
+``POST /feedback`` (labels of served requests) goes to the champion, whatever the split: every
+variant writes to the same store, and a label is not a request the rollout's health figures
+should count.
+
 A plain ASGI app rather than FastAPI: the router adds a network hop to every request, and the
 framework's routing and request objects cost more than the hashing and forwarding themselves.
 """
@@ -40,9 +44,9 @@ from prometheus_client import (
 )
 
 from driftline.registry_conventions import CHALLENGER, CHAMPION
+from driftline.request_ids import valid_request_id
 from driftline_serving.errors import ServingError, UpstreamError
 from driftline_serving.http_body import read_limited
-from driftline_serving.records import valid_request_id
 from driftline_serving.settings import RouterSettings
 from driftline_serving.split import SHADOW_HEADER, choose, parse_split, shadowed
 from driftline_serving.upstream import UpstreamPool, UpstreamTimeout, UpstreamUnavailable
@@ -194,6 +198,8 @@ class Router:
         try:
             if method == "POST" and path in FORWARDED:
                 await self._forward(scope, receive, send)
+            elif method == "POST" and path == "/feedback":
+                await self._feedback(scope, receive, send)
             # /ready is the readiness probe: a router that runs can route (a champion that is
             # down is answered with a 503 naming it, which beats a Service without endpoints).
             elif method == "GET" and path in ("/health", "/ready"):
@@ -254,6 +260,17 @@ class Router:
         self.answered[variant].inc()
         extra = [(b"x-request-id", request_id.encode()), (b"x-driftline-variant", variant.encode())]
         await _respond(send, status, content, JSON, extra)
+
+    async def _feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        declared = _header(scope, b"content-length")
+        body = await read_limited(_chunks(receive), declared, self.settings.max_body_bytes)
+        try:
+            status, content = await self.pools[CHAMPION].post(
+                "/feedback", body, {"content-type": "application/json"}
+            )
+        except UpstreamUnavailable as exc:
+            raise UpstreamError(f"the champion cannot be reached: {exc}") from exc
+        await _respond(send, status, content)
 
     async def _challenger(
         self, path: str, body: bytes, request_id: str

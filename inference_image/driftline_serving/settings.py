@@ -40,6 +40,10 @@ class ServingSettings(TrackingSettings):
     log_flush_seconds: float = Field(0.2, gt=0, description="Longest wait before a flush.")
     log_retry_seconds: float = Field(1.0, gt=0, description="Wait after a failed write.")
     onnx_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads.")
+    max_feedback: int = Field(10_000, ge=1, description="Most labels in one /feedback call.")
+    feedback_lookup_seconds: float = Field(
+        2.0, gt=0, description="Longest wait for the store to confirm labelled ids were served."
+    )
 
     def log_store_url(self) -> str:
         """The inference log URL, defaulting to a SQLite file beside the embedded store."""

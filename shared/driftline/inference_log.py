@@ -1,22 +1,29 @@
-"""The inference log: one row per prediction, written by serving and read by drift checks.
+"""The inference log and its feedback: one row per prediction, one row per labelled request.
 
-This module owns the table and its one writer and reader. PostgreSQL in production, SQLite by
+This module owns both tables and their writers and readers. PostgreSQL in production, SQLite by
 default; both through SQLAlchemy Core so the schema is declared once. Features are stored as
-JSON text so that the table does not change when a model's features do.
+JSON text so that the table does not change when a model's features do. Labels (ground truth)
+arrive later, keyed by the model and the request id that served them, and are joined to the
+predictions by ``read_labelled``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
+from driftline.request_ids import MAX_REQUEST_ID
+
 METADATA = sa.MetaData()
+READ_CHUNK_ROWS = 50_000
 
 INFERENCE_LOG = sa.Table(
     "driftline_inference_log",
@@ -26,12 +33,25 @@ INFERENCE_LOG = sa.Table(
     sa.Column("model", sa.String(200), nullable=False),
     sa.Column("version", sa.String(50), nullable=False),
     sa.Column("variant", sa.String(20), nullable=False),
-    sa.Column("request_id", sa.String(200), nullable=False),
+    sa.Column("request_id", sa.String(MAX_REQUEST_ID), nullable=False),
     sa.Column("features", sa.Text, nullable=False, doc="JSON object of the raw features"),
     sa.Column("prediction", sa.SmallInteger, nullable=False),
     sa.Column("probability", sa.Float, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Index("ix_driftline_inference_log_window", "model", "version", "ts"),
+    # Feedback checks and joins look rows up by request id.
+    sa.Index("ix_driftline_inference_log_request", "model", "request_id"),
+)
+
+FEEDBACK = sa.Table(
+    "driftline_feedback",
+    METADATA,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("request_id", sa.String(MAX_REQUEST_ID), primary_key=True),
+    sa.Column("label", sa.SmallInteger, nullable=False, doc="The true class, 0 or 1 (latest)"),
+    sa.Column("arrived", sa.Float, nullable=False, doc="Unix time the first delivery arrived"),
+    sa.Column("updated", sa.Float, nullable=False, doc="Unix time of the latest delivery"),
+    sa.Column("deliveries", sa.Integer, nullable=False, doc="Times this label was posted"),
 )
 
 
@@ -48,6 +68,32 @@ class LogRecord:
     prediction: int
     probability: float
     latency_ms: float
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One label for one served request, as posted."""
+
+    ts: float
+    model: str
+    request_id: str
+    label: int
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Served predictions of a window joined with their labels, as columns (one entry a row).
+
+    ``label`` is -1 and ``arrived`` NaN where no label has arrived (yet).
+    """
+
+    ts: np.ndarray
+    version: np.ndarray
+    variant: np.ndarray
+    prediction: np.ndarray
+    probability: np.ndarray
+    label: np.ndarray
+    arrived: np.ndarray
 
 
 def engine_for(url: str) -> sa.Engine:
@@ -69,8 +115,14 @@ def engine_for(url: str) -> sa.Engine:
 
 
 def create_schema(engine: sa.Engine) -> None:
-    """Create the table and index when missing (idempotent)."""
+    """Create the tables and indexes when missing (idempotent).
+
+    ``create_all`` skips the indexes of a table that exists, so an index added in a later
+    release is created on its own.
+    """
     METADATA.create_all(engine, checkfirst=True)
+    for index in INFERENCE_LOG.indexes:
+        index.create(engine, checkfirst=True)
 
 
 def insert_batch(engine: sa.Engine, records: Sequence[LogRecord]) -> None:
@@ -95,32 +147,118 @@ def insert_batch(engine: sa.Engine, records: Sequence[LogRecord]) -> None:
         connection.execute(INFERENCE_LOG.insert(), rows)
 
 
-def open_writer(url: str) -> Callable[[Sequence[LogRecord]], None]:
-    """A function inserting batches of records into the inference log at ``url``.
+def upsert_feedback(engine: sa.Engine, labels: Sequence[Feedback]) -> None:
+    """Store labels in one transaction; a repeat is counted, never a second row.
 
-    Serving calls it from its log writer's worker thread (``driftline_serving.log_writer``).
-    The table is created on the first write, so a PostgreSQL server that is down at start is
-    no reason not to serve: the caller buffers rows until it answers. A SQLite file is local,
-    so one that cannot be created now will not appear later: raises ValueError (one line, with
-    the cause) at once.
+    A request labelled again keeps its first arrival time, takes the latest label (a correction
+    wins) and adds to ``deliveries``. Safe under concurrent writers: the database resolves the
+    conflict (``INSERT ... ON CONFLICT DO UPDATE`` in PostgreSQL and SQLite alike).
+    """
+    if not labels:
+        return
+    # One statement may not touch a row twice (PostgreSQL refuses it): fold repeats first.
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in labels:
+        key = (item.model, item.request_id)
+        row = rows.get(key)
+        if row is None:
+            rows[key] = {
+                "model": item.model,
+                "request_id": item.request_id,
+                "label": item.label,
+                "arrived": item.ts,
+                "updated": item.ts,
+                "deliveries": 1,
+            }
+        else:
+            row.update(label=item.label, updated=item.ts, deliveries=row["deliveries"] + 1)
+    insert = _dialect_insert(engine)(FEEDBACK)
+    statement = insert.on_conflict_do_update(
+        index_elements=[FEEDBACK.c.model, FEEDBACK.c.request_id],
+        set_={
+            "label": insert.excluded.label,
+            "updated": insert.excluded.updated,
+            "deliveries": FEEDBACK.c.deliveries + insert.excluded.deliveries,
+        },
+    )
+    with engine.begin() as connection:
+        connection.execute(statement, list(rows.values()))
+
+
+def _dialect_insert(engine: sa.Engine) -> Any:
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def served_request_ids(engine: sa.Engine, model: str, request_ids: Sequence[str]) -> set[str]:
+    """Which of ``request_ids`` the inference log holds a prediction of ``model`` for."""
+    found: set[str] = set()
+    unique = sorted(set(request_ids))
+    table = INFERENCE_LOG
+    with engine.connect() as connection:
+        # Bounded IN lists: SQLite allows 32,766 parameters, and long lists plan slowly.
+        for start in range(0, len(unique), 1000):
+            chunk = unique[start : start + 1000]
+            query = (
+                sa.select(table.c.request_id)
+                .where(table.c.model == model, table.c.request_id.in_(chunk))
+                .distinct()
+            )
+            found.update(connection.execute(query).scalars())
+    return found
+
+
+class LogStore:
+    """The inference log and feedback tables at one URL, for a serving process.
+
+    Serving calls its writers from worker threads (``driftline_serving.log_writer``). The
+    tables are created on first use, so a PostgreSQL server that is down at start is no reason
+    not to serve: the caller buffers rows until it answers.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        """Use ``engine``; ``open_store`` builds one from a URL."""
+        self.engine = engine
+        self._schema_ready = False
+
+    def _ready(self) -> sa.Engine:
+        if not self._schema_ready:
+            create_schema(self.engine)
+            self._schema_ready = True
+        return self.engine
+
+    def write(self, records: Sequence[LogRecord]) -> None:
+        """Insert predictions (``insert_batch``)."""
+        insert_batch(self._ready(), records)
+
+    def write_feedback(self, labels: Sequence[Feedback]) -> None:
+        """Store labels (``upsert_feedback``)."""
+        upsert_feedback(self._ready(), labels)
+
+    def served(self, model: str, request_ids: Sequence[str]) -> set[str]:
+        """Which request ids have a logged prediction (``served_request_ids``)."""
+        return served_request_ids(self._ready(), model, request_ids)
+
+
+def open_store(url: str) -> LogStore:
+    """The store at ``url``, its tables created now for SQLite.
+
+    A SQLite file is local, so one that cannot be created now will not appear later: raises
+    ValueError (one line, with the cause) at once.
     """
     try:
-        engine = engine_for(url)
-        if engine.dialect.name == "sqlite":
-            create_schema(engine)
+        store = LogStore(engine_for(url))
+        if store.engine.dialect.name == "sqlite":
+            store._ready()
     except (OSError, sa.exc.ArgumentError, sa.exc.OperationalError) as exc:
         reason = getattr(exc, "strerror", None) or str(getattr(exc, "orig", None) or exc)
         raise ValueError(f"cannot open the inference log: {reason}") from exc
-    # SQLite's table was made above; a server's is made by the first write that reaches it.
-    schema_ready = [engine.dialect.name == "sqlite"]
-
-    def write(records: Sequence[LogRecord]) -> None:
-        if not schema_ready[0]:
-            create_schema(engine)
-            schema_ready[0] = True
-        insert_batch(engine, records)
-
-    return write
+    return store
 
 
 def read_window(
@@ -162,6 +300,59 @@ def read_window(
         )
         for row in reversed(rows)
     ]
+
+
+def read_labelled(
+    engine: sa.Engine, model: str, *, since: float, until: float, version: str | None = None
+) -> Labelled:
+    """Predictions of ``model`` served in ``[since, until)`` (Unix seconds) with their labels.
+
+    Every variant's rows come back, shadow rows included: a shadow answer carries the request
+    id of the champion's, so one label scores both. Rows are in serving order. Read in chunks
+    of ``READ_CHUNK_ROWS`` straight into arrays, so a million rows never exist as Python
+    objects at once.
+    """
+    log, feedback = INFERENCE_LOG, FEEDBACK
+    same_request = sa.and_(
+        feedback.c.model == log.c.model, feedback.c.request_id == log.c.request_id
+    )
+    selected = (
+        log.c.ts, log.c.version, log.c.variant, log.c.prediction, log.c.probability,
+        feedback.c.label, feedback.c.arrived,
+    )  # fmt: skip
+    query = (
+        sa.select(*selected)
+        .select_from(log.outerjoin(feedback, same_request))
+        .where(log.c.model == model, log.c.ts >= since, log.c.ts < until)
+        .order_by(log.c.ts, log.c.id)
+    )
+    if version is not None:
+        query = query.where(log.c.version == version)
+    parts: list[Labelled] = []
+    # One str object per distinct version and variant, however many rows name it.
+    names: dict[str, str] = {}
+    with engine.connect() as connection:
+        result = connection.execution_options(yield_per=READ_CHUNK_ROWS).execute(query)
+        for chunk in result.partitions():
+            n = len(chunk)
+            parts.append(
+                Labelled(
+                    ts=np.fromiter((r[0] for r in chunk), np.float64, n),
+                    version=np.array([names.setdefault(r[1], r[1]) for r in chunk], object),
+                    variant=np.array([names.setdefault(r[2], r[2]) for r in chunk], object),
+                    prediction=np.fromiter((r[3] for r in chunk), np.int8, n),
+                    probability=np.fromiter((r[4] for r in chunk), np.float64, n),
+                    label=np.fromiter((-1 if r[5] is None else r[5] for r in chunk), np.int8, n),
+                    arrived=np.fromiter(
+                        (np.nan if r[6] is None else r[6] for r in chunk), np.float64, n
+                    ),
+                )
+            )
+    fields = [f.name for f in dataclasses.fields(Labelled)]
+    if not parts:
+        empty = {"version": object, "variant": object, "prediction": np.int8, "label": np.int8}
+        return Labelled(**{f: np.empty(0, dtype=empty.get(f, np.float64)) for f in fields})
+    return Labelled(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
 
 
 def count_rows(engine: sa.Engine, model: str | None = None) -> int:

@@ -28,7 +28,8 @@ from driftline.schema import FeatureSchema
 from driftline_training.adult import load_table
 from driftline_training.contracts import read_schema
 from driftline_training.drift_report_html import render_html
-from driftline_training.errors import DriftInputError, LogStoreError, ReportWriteError
+from driftline_training.errors import DriftInputError, ReportWriteError
+from driftline_training.log_store import existing_store, from_store, masked
 
 if TYPE_CHECKING:
     from driftline.registry import ModelRegistry
@@ -133,11 +134,11 @@ def live_inputs(
 
     baseline = _artifact(registry, model, version, BASELINE, Baseline.from_json)
     schema = _artifact(registry, model, version, FEATURE_SCHEMA, FeatureSchema.from_json)
-    shown = _masked(store_url)
-    records = _from_store(
+    shown = masked(store_url)
+    records = from_store(
         shown,
         lambda: read_window(
-            engine_for(_existing_store(store_url)),
+            engine_for(existing_store(store_url)),
             model,
             version,
             lookback_seconds=lookback_seconds,
@@ -223,31 +224,3 @@ def _probabilities(column: pd.Series, side: str, name: str) -> npt.NDArray[np.fl
         return pd.to_numeric(column, errors="raise").to_numpy(dtype=np.float64)
     except (ValueError, TypeError) as exc:
         raise DriftInputError(f"{side} data: {name} is not a probability column") from exc
-
-
-def _from_store(shown: str, call: Callable[[], T]) -> T:
-    import sqlalchemy.exc
-
-    try:
-        return call()
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise LogStoreError(f"cannot read the inference log at {shown}: {first}") from exc
-
-
-def _existing_store(url: str) -> str:
-    """SQLite creates missing database files on connect; a typo must not look like no traffic."""
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
-        if not path.exists():
-            raise LogStoreError(f"inference log store not found: {path}")
-    return url
-
-
-def _masked(url: str) -> str:
-    import sqlalchemy as sa
-
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url

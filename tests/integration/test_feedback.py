@@ -1,0 +1,253 @@
+"""Ground truth end to end: labels posted through the router (and loaded from files) land once
+in SQLite and PostgreSQL, and the performance check scores them as scikit-learn does."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sklearn import metrics
+
+from driftline.inference_log import FEEDBACK, count_rows, engine_for
+from tests.integration.conftest import Served
+from tests.integration.postgres import PostgresServer
+from tests.integration.serving_helpers import metric
+from tests.processes import wait_for
+
+pytestmark = pytest.mark.integration
+MODEL = "adult-income"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store(request, postgres: PostgresServer, tmp_path_factory) -> str:
+    """A fresh inference log: a SQLite file, or a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('feedback') / 'log.db'}"
+    database = "feedback_test"
+    admin = sa.create_engine(
+        postgres.url.replace("postgresql://", "postgresql+psycopg://"),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {database}"))
+        connection.execute(sa.text(f"CREATE DATABASE {database}"))
+    admin.dispose()
+    return postgres.url.rsplit("/", 1)[0] + f"/{database}"
+
+
+@pytest.fixture(scope="module")
+def served(start_server, store: str) -> tuple[Served, Served]:
+    """Two inference servers on one store (two writers) and a router in front of the first."""
+    env = {"DRIFTLINE_MAX_FEEDBACK": "500"}
+    first = start_server("serve", "--log-store", store, env=env)
+    second = start_server("serve", "--log-store", store, env=env)
+    router = start_server("router", "--champion", first.url, ready="/health")
+    return router, second
+
+
+@pytest.fixture(scope="module")
+def answered(served, store: str, adult: pd.DataFrame) -> pd.DataFrame:
+    """300 Adult rows predicted through the router, with their true labels and the answers."""
+    router, _ = served
+    sample = adult.sample(300, random_state=11).reset_index(drop=True)
+    features = json.loads(sample.drop(columns=["income"]).to_json(orient="records"))
+    records = [{"features": f, "request_id": f"fb-{i}"} for i, f in enumerate(features)]
+    with httpx.Client(base_url=router.url, timeout=30) as client:
+        answer = client.post("/predict/batch", json={"records": records})
+    assert answer.status_code == 200, answer.text
+    predictions = pd.DataFrame(answer.json()["predictions"])
+    predictions["label"] = sample["income"].astype(int)
+    # Labels come after the rows are written (within a flush interval); a label for an id not
+    # yet written is refused like a typo, which a test further down shows.
+    engine = engine_for(store)
+    wait_for(lambda: count_rows(engine, MODEL) == 300, 30, "predictions not logged")
+    engine.dispose()
+    return predictions
+
+
+def _feedback(store: str) -> pd.DataFrame:
+    engine = engine_for(store)
+    with engine.connect() as connection:
+        frame = pd.read_sql(sa.select(FEEDBACK), connection)
+    engine.dispose()
+    return frame
+
+
+def _labels(answered: pd.DataFrame, rows: slice) -> list[dict]:
+    part = answered.iloc[rows]
+    return [
+        {"request_id": r, "label": int(y)}
+        for r, y in zip(part["request_id"], part["label"], strict=True)
+    ]
+
+
+def test_labels_through_the_router_land_once_and_repeats_are_counted(
+    served, answered, store
+) -> None:
+    router, _ = served
+    labels = _labels(answered, slice(0, 200))
+    with httpx.Client(base_url=router.url, timeout=30) as client:
+        single = client.post("/feedback", json=labels[0])
+        assert single.status_code == 202, single.text
+        assert single.json() == {"accepted": 1}
+        batch = client.post("/feedback", json={"labels": labels})
+        assert (batch.status_code, batch.json()) == (202, {"accepted": 200})
+        # The same batch again, with one label corrected: still one row a request.
+        labels[5] = {**labels[5], "label": 1 - labels[5]["label"]}
+        assert client.post("/feedback", json={"labels": labels}).status_code == 202
+    wait_for(lambda: _feedback(store)["deliveries"].sum() == 401, 30, "repeats not all counted")
+    table = _feedback(store).set_index("request_id")
+    assert len(table) == 200
+    assert table.loc[labels[0]["request_id"], "deliveries"] == 3
+    assert table.loc[labels[7]["request_id"], "deliveries"] == 2
+    assert table.loc[labels[5]["request_id"], "label"] == labels[5]["label"]
+    assert (table["arrived"] <= table["updated"]).all()
+
+
+def test_racing_writers_keep_one_row_a_request(served, answered, store) -> None:
+    router, second = served
+    labels = _labels(answered, slice(200, 300))
+    outcomes: list[int] = []
+
+    def post(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for _ in range(5):
+                outcomes.append(client.post("/feedback", json={"labels": labels}).status_code)
+
+    threads = [threading.Thread(target=post, args=(url,)) for url in (router.url, second.url) * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == [202] * 20
+    ids = [label["request_id"] for label in labels]
+
+    def raced() -> pd.DataFrame:
+        table = _feedback(store)
+        return table[table["request_id"].isin(ids)]
+
+    wait_for(lambda: raced()["deliveries"].sum() == 2000, 60, "racing deliveries not all counted")
+    raced_rows = raced()
+    assert len(raced_rows) == 100
+    assert (raced_rows["deliveries"] == 20).all()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"request_id": "never-served", "label": 1}, 422, "request_id"),
+        ({"labels": [{"request_id": "fb-1", "label": 0}, {"request_id": "nope", "label": 1}]},
+         422, "labels[1].request_id"),
+        ({"request_id": "fb-1", "label": 2}, 422, "label"),
+        ({"request_id": "fb-1", "label": True}, 422, "label"),
+        ({"request_id": "fb-1"}, 422, "label"),
+        ({"label": 1}, 422, "request_id"),
+        ({"request_id": "fb 1", "label": 1}, 422, "request_id"),
+        ({"request_id": "fb-1", "label": 1, "extra": 1}, 422, "extra"),
+        ({"labels": []}, 422, "labels"),
+        ({"labels": [{"request_id": "fb-1", "label": 1}] * 501}, 422, "labels"),
+        ([1, 2], 422, "body"),
+    ],
+)  # fmt: skip
+def test_bad_feedback_is_a_4xx_naming_the_field(served, answered, body, status, field) -> None:
+    router, second = served
+    for url in (router.url, second.url):
+        answer = httpx.post(url + "/feedback", json=body, timeout=30)
+        assert answer.status_code == status, answer.text
+        assert answer.json()["field"] == field
+
+
+def test_malformed_and_oversized_feedback(served) -> None:
+    router, _ = served
+    assert httpx.post(router.url + "/feedback", content=b"{nope").status_code == 400
+    huge = b'{"labels": [' + b'{"request_id": "fb-1", "label": 1},' * 40_000 + b"]}"
+    assert httpx.post(router.url + "/feedback", content=huge).status_code == 413
+
+
+def test_feedback_does_not_count_as_prediction_traffic(served, answered) -> None:
+    router, _ = served
+    before = metric(httpx.get(router.url + "/metrics").text, "driftline_router_upstream_requests")
+    httpx.post(router.url + "/feedback", json=_labels(answered, slice(0, 1))[0])
+    after = metric(httpx.get(router.url + "/metrics").text, "driftline_router_upstream_requests")
+    assert after == before
+
+
+def test_performance_check_equals_scikit_learn_on_the_joined_rows(
+    served, answered, store, driftline_module
+) -> None:
+    router, _ = served
+    labels = _labels(answered, slice(0, 300))
+    assert httpx.post(router.url + "/feedback", json={"labels": labels}).status_code == 202
+    wait_for(lambda: len(_feedback(store)) == 300, 30, "labels not written")
+    result = driftline_module(
+        "performance-check", "--log-store", store, "--min-labels", "100", "--json"
+    )
+    assert result.code == 0, result.stderr
+    (group,) = result.json["groups"]
+    assert (group["served"], group["labelled"], group["status"]) == (300, 300, "ok")
+    # What the clients saw, scored by scikit-learn: independent of the store's join.
+    y, p, yhat = answered["label"], answered["probability"], answered["prediction"]
+    expected = {
+        "roc_auc": metrics.roc_auc_score(y, p),
+        "accuracy": metrics.accuracy_score(y, yhat),
+        "f1": metrics.f1_score(y, yhat),
+        "log_loss": metrics.log_loss(y, p),
+        "brier": metrics.brier_score_loss(y, p),
+        "average_precision": metrics.average_precision_score(y, p),
+    }
+    for name, value in expected.items():
+        assert group["realised"][name]["value"] == pytest.approx(value, abs=1e-9), name
+    assert group["label_delay_seconds"]["p50"] > 0
+
+
+def test_a_labels_file_loads_known_ids_and_names_the_unknown(
+    served, answered, store, driftline_module, tmp_path: Path
+) -> None:
+    labels = pd.DataFrame([*_labels(answered, slice(0, 3)), {"request_id": "ghost", "label": 0}])
+    path = tmp_path / "labels.csv"
+    labels.to_csv(path, index=False)
+    before = _feedback(store).set_index("request_id")["deliveries"]
+    result = driftline_module("feedback", "--file", str(path), "--log-store", store)
+    assert result.code == 4
+    assert "1 request id(s)" in result.stderr and "ghost" in result.stderr
+    after = _feedback(store).set_index("request_id")["deliveries"]
+    assert "ghost" not in after.index
+    for request_id in labels["request_id"][:3]:
+        assert after[request_id] == before[request_id] + 1
+
+
+def test_labels_file_errors_are_one_line_with_their_exit_code(
+    driftline_module, store, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("request_id,label\nfb-1,1\nfb-2,yes\n")
+    result = driftline_module("feedback", "--file", str(bad), "--log-store", store)
+    assert result.code == 4
+    assert "row 3: label 'yes' is not 0 or 1" in result.stderr
+    missing = driftline_module("feedback", "--file", str(tmp_path / "no.csv"), "--log-store", store)
+    assert missing.code == 3
+    nowhere = f"sqlite:///{tmp_path / 'absent.db'}"
+    bad.write_text("request_id,label\nfb-1,1\n")
+    result = driftline_module("feedback", "--file", str(bad), "--log-store", nowhere)
+    assert result.code == 8
+    assert "not found" in result.stderr
+    result = driftline_module("performance-check", "--log-store", nowhere)
+    assert result.code == 8
+
+
+def test_store_down_gives_503_to_retry_on(start_server) -> None:
+    store = PostgresServer()
+    try:
+        store.start()
+        served = start_server("serve", "--log-store", store.url)
+        store.stop()
+        answer = httpx.post(served.url + "/feedback", json={"request_id": "x", "label": 1})
+        assert answer.status_code == 503
+        assert answer.json()["error"] == "store_unavailable"
+    finally:
+        store.remove()
