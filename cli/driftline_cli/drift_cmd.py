@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.exit_codes import MLFLOW_UNAVAILABLE, REGISTRY, UNEXPECTED, USAGE
-from driftline.job_contracts import TERMINATION_MESSAGE_MAX_BYTES, DriftThresholds
+from driftline.job_contracts import (
+    TERMINATION_MESSAGE_MAX_BYTES,
+    DriftThresholds,
+    PerformanceRule,
+)
 from driftline_cli.output import emit, fail, write_termination_log
 from driftline_cli.settings import CliSettings
 
@@ -59,6 +63,13 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     window = live.add_mutually_exclusive_group()
     window.add_argument("--lookback", help="window: rows newer than this (90s, 15m, 1h, 2d; 1h)")
     window.add_argument("--last", type=int, help="window: the newest N rows")
+    live.add_argument(
+        "--performance",
+        metavar="JSON",
+        help='also judge realised performance on labelled traffic, e.g. {"metric": "roc_auc",'
+        ' "floor": 0.85, "maxDrop": 0.03, "lookbackSeconds": 86400, "minLabels": 200}'
+        " (driftline.job_contracts.PerformanceRule); a breach retrains like drift",
+    )
     _add_rule_arguments(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--output-dir", type=Path, help="report folder (.driftline/drift/<time>/)")
@@ -163,6 +174,8 @@ def _mode_error(args: argparse.Namespace, files_mode: bool) -> str:
 
 def _check(args: argparse.Namespace, settings: CliSettings, files_mode: bool) -> CheckOutcome | int:
     """Validate the options and run the check; its errors become exit codes."""
+    from pydantic import ValidationError
+
     from driftline.registry import RegistryError
     from driftline_training.drift_run import run_drift_check
     from driftline_training.errors import TrainingError
@@ -173,6 +186,15 @@ def _check(args: argparse.Namespace, settings: CliSettings, files_mode: bool) ->
         return fail(str(exc), USAGE)
     if args.last is not None and args.last < 1:
         return fail("--last must be at least 1", USAGE)
+    performance = None
+    if args.performance is not None:
+        if files_mode:
+            return fail("--performance needs live mode (--log-store): labels join the log", USAGE)
+        try:
+            # Typed by a person or a builder: an unknown key is a typo, not a newer field.
+            performance = PerformanceRule.model_validate_json(args.performance, extra="forbid")
+        except ValidationError as exc:
+            return fail(f"--performance: {_first_error(exc, {})}", USAGE)
     if files_mode and (args.bins < 2 or args.sample_size < 1):
         return fail("--bins must be at least 2 and --sample-size at least 1", USAGE)
     source = _files_source(args) if files_mode else _live_source(args, settings, lookback)
@@ -185,6 +207,7 @@ def _check(args: argparse.Namespace, settings: CliSettings, files_mode: bool) ->
             output_dir=args.output_dir or settings.home / "drift" / _timestamp(),
             experiment=args.drift_experiment,
             summary_max_bytes=TERMINATION_MESSAGE_MAX_BYTES - retrain_keys,
+            performance=performance,
         )
     except TrainingError as exc:
         return fail(str(exc), exc.exit_code)
@@ -236,7 +259,8 @@ def _retrain(args: argparse.Namespace, settings: CliSettings, outcome: CheckOutc
         "version": None,
         "report": _written(outcome),
     }
-    if outcome.report.drifted:
+    breached = outcome.performance is not None and bool(outcome.performance.breached)
+    if outcome.report.drifted or breached:
         name = args.model or settings.model_name
         job = training_job(args, settings, name=name, register=True, alias=CHALLENGER, schema=None)
         if isinstance(job, int):
@@ -278,7 +302,10 @@ def _written(outcome: CheckOutcome) -> dict[str, str | None]:
 def _text(outcome: CheckOutcome) -> str:
     from driftline.drift_report import summary_text
 
-    return f"{summary_text(outcome.summary)}\nreport: {outcome.report_html}"
+    text = summary_text(outcome.summary)
+    if outcome.performance is not None:
+        text += f"\nperformance: {outcome.performance.status}: {outcome.performance.reason}"
+    return f"{text}\nreport: {outcome.report_html}"
 
 
 def _mlflow_errors() -> tuple[type[Exception], ...]:

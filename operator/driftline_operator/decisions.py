@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from driftline.api.v1alpha1 import LastCheck, Promotion
+from driftline.api.v1alpha1.status_types import RetrainCause
 from driftline.promotion import Comparison, ComparisonRule, compare
 from driftline_operator.traffic import VariantWindow
 
@@ -64,6 +65,16 @@ def decide_auto_promotion(
     ), comparison
 
 
+def breach_cause(check: LastCheck) -> RetrainCause | None:
+    """Which breach a check found: drift, performance, both, or None."""
+    performance = check.performance is not None and check.performance.status == "breach"
+    if check.drifted and performance:
+        return "drift and performance"
+    if check.drifted:
+        return "drift"
+    return "performance" if performance else None
+
+
 def decide_retrain(
     check: LastCheck,
     *,
@@ -73,16 +84,26 @@ def decide_retrain(
     training_running: bool,
     now: datetime,
 ) -> Decision:
-    """Retrain on a drift breach, unless disabled, inside the cooldown or already training."""
-    if not check.drifted:
-        return Decision(False, f"no drift ({check.status or 'unknown'})")
+    """Retrain on a drift or performance breach, unless disabled, in cooldown or training.
+
+    Both breaches share the one cooldown and the one training Job.
+    """
+    cause = breach_cause(check)
+    if cause is None:
+        performance = check.performance.status if check.performance else None
+        also = f", performance {performance}" if performance else ""
+        return Decision(False, f"no drift ({check.status or 'unknown'}{also})")
+    found = f"{cause} breach" if cause != "drift" else "drift found"
     if not enabled:
-        return Decision(False, "drift found; retraining is disabled")
+        return Decision(False, f"{found}; retraining is disabled")
     if training_running:
-        return Decision(False, "drift found; a training Job is already running")
+        return Decision(False, f"{found}; a training Job is already running")
     if last_retrain_at is not None and now - last_retrain_at < cooldown:
         remaining = cooldown - (now - last_retrain_at)
-        return Decision(
-            False, f"drift found; inside cooldown ({int(remaining.total_seconds())}s left)"
-        )
-    return Decision(True, f"drift found: {check.reason or ''}"[:300])
+        return Decision(False, f"{found}; inside cooldown ({int(remaining.total_seconds())}s left)")
+    reasons = []
+    if check.drifted:
+        reasons.append(check.reason or "")
+    if check.performance is not None and check.performance.status == "breach":
+        reasons.append(check.performance.reason or "")
+    return Decision(True, f"{found}: {'; '.join(reasons)}"[:300])

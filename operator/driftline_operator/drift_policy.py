@@ -1,5 +1,9 @@
 """Reconciling one DriftPolicy: own the CronJob, read finished checks, retrain on a breach.
 
+A breach is drift, or realised performance below the policy's limit (``spec.performance``);
+both share the cooldown and the single training Job, and ``status.lastRetrain.cause`` says
+which fired.
+
 Runs from the wiring module's handlers and timer, one call at a time per policy (kopf
 serialises them), so the read-decide-create sequence cannot race itself. The training Job's
 name is derived from the drift Job that caused it, so even a crash between creating it and
@@ -13,6 +17,7 @@ from typing import Any, Literal
 
 from driftline.api.v1alpha1 import (
     LastCheck,
+    LastPerformance,
     LastRetrain,
     ModelDeploymentSpec,
 )
@@ -20,6 +25,7 @@ from driftline.job_contracts import (
     ContractError,
     DriftCheckSummary,
     TrainingResult,
+    VariantPerformance,
     parse_message,
 )
 from driftline_operator import names, specs
@@ -36,7 +42,7 @@ from driftline_operator.conditions import (
     rfc3339,
     set_conditions,
 )
-from driftline_operator.decisions import decide_retrain
+from driftline_operator.decisions import breach_cause, decide_retrain
 from driftline_operator.kube import Kube
 from driftline_operator.outcome import Event, Outcome
 from driftline_operator.settings import OperatorSettings
@@ -76,12 +82,17 @@ def reconcile_policy(
         kube.select("Job", namespace, drift_labels(policy, names.COMPONENT_DRIFT))
     )
     scores: dict[str, float] = {}
+    variants: list[VariantPerformance] | None = None
     if finished is not None and finished["metadata"]["name"] != last_check.job:
-        last_check, scores = _check_summary(kube, finished, now)
+        last_check, scores, variants = _check_summary(kube, finished, now)
         if last_check.state == "Failed":
             events.append(("Warning", last_check.failure or "", last_check.reason or ""))
         else:
             events.append(("Normal", "DriftChecked", f"{last_check.status}: {last_check.reason}"))
+            judged = last_check.performance
+            if judged is not None:
+                kind = "Warning" if judged.status == "breach" else "Normal"
+                events.append((kind, "PerformanceChecked", f"{judged.status}: {judged.reason}"))
             last_retrain = _maybe_retrain(
                 kube, dp, md_spec, last_check, last_retrain, settings, now, events
             )
@@ -96,6 +107,7 @@ def reconcile_policy(
         },
         events,
         scores,
+        variants,
     )
 
 
@@ -139,8 +151,9 @@ def _maybe_retrain(
         training_running=running,
         now=now,
     )
+    cause = breach_cause(check)
     if not decision.act:
-        if check.drifted:
+        if cause is not None:
             events.append(("Normal", "RetrainSkipped", decision.reason))
             return last_retrain.model_copy(update={"skipped_reason": decision.reason})
         return last_retrain
@@ -149,7 +162,9 @@ def _maybe_retrain(
     kube.create(job)
     name = job["metadata"]["name"]
     events.append(("Normal", "RetrainStarted", f"training Job {name}: {decision.reason}"))
-    return LastRetrain(job=name, started_at=rfc3339(now), state="Running", trigger=trigger)
+    return LastRetrain(
+        job=name, started_at=rfc3339(now), state="Running", trigger=trigger, cause=cause
+    )
 
 
 def _training_state(
@@ -193,11 +208,12 @@ def _finished_state(job: dict[str, Any]) -> str | None:
 
 def _check_summary(
     kube: Kube, job: dict[str, Any], now: datetime
-) -> tuple[LastCheck, dict[str, float]]:
-    """``status.lastCheck`` and the per-feature PSI, from a finished drift Job.
+) -> tuple[LastCheck, dict[str, float], list[VariantPerformance] | None]:
+    """``status.lastCheck``, the per-feature PSI and each variant's performance.
 
-    Both come from the ``DriftCheckSummary`` in the Job's Pod's termination message; a message
-    that does not parse makes the check Failed with the parse error as its reason.
+    All come from the ``DriftCheckSummary`` in the Job's Pod's termination message (the
+    performance only with a performance rule, else None); a message that does not parse makes
+    the check Failed with the parse error as its reason.
     """
     name = job["metadata"]["name"]
     state = _finished_state(job)
@@ -216,20 +232,39 @@ def _check_summary(
         failed = LastCheck(
             job=name, time=finished_at, state="Failed", failure=failure, reason=reason
         )
-        return failed, {}
+        return failed, {}, None
     scores = {f.name: f.psi for f in summary.features if f.psi is not None}
     drifted = [f.name for f in summary.features if f.drifted]
-    return LastCheck(
-        job=name,
-        time=finished_at,
-        state="Succeeded",
-        status=summary.status,
-        drifted=bool(summary.drifted),
-        reason=summary.reason[:MAX_REASON],
-        samples=summary.samples.get("current", 0),
-        max_psi=summary.max_psi,
-        features=drifted[:TOP_FEATURES],
-    ), scores
+    judged = summary.performance
+    performance = None
+    if judged is not None:
+        performance = LastPerformance(
+            status=judged.status,
+            reason=judged.reason[:MAX_REASON],
+            metric=judged.metric,
+            version=judged.version,
+            value=judged.value,
+            low=judged.low,
+            high=judged.high,
+            limit=judged.limit,
+            labelled=judged.labelled,
+        )
+    return (
+        LastCheck(
+            job=name,
+            time=finished_at,
+            state="Succeeded",
+            status=summary.status,
+            drifted=bool(summary.drifted),
+            reason=summary.reason[:MAX_REASON],
+            samples=summary.samples.get("current", 0),
+            max_psi=summary.max_psi,
+            features=drifted[:TOP_FEATURES],
+            performance=performance,
+        ),
+        scores,
+        judged.variants if judged is not None else None,
+    )
 
 
 def _termination_message(kube: Kube, namespace: str, job: str) -> str | None:

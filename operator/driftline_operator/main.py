@@ -164,6 +164,7 @@ def build_registry(
             if last_check.get("drifted") is not None:
                 metrics.drift_detected.labels(namespace, name).set(int(last_check["drifted"]))
             metrics.record_drift(namespace, name or "", outcome.drift_scores)
+            metrics.record_performance(namespace, name or "", outcome.performance)
             if kind == names.MODEL_DEPLOYMENT_KIND:
                 metrics.record_rollout(namespace, name or "", outcome.status.get("rollout"))
 

@@ -13,8 +13,11 @@ from typing import Any, get_args
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from driftline.api.v1alpha1.status_types import RolloutPhase
+from driftline.job_contracts import VariantPerformance
 
 PHASES: tuple[str, ...] = get_args(RolloutPhase)
+# The figures exported per variant, realised and estimated (VariantPerformance's fields).
+PERFORMANCE_FIGURES = ("roc_auc", "accuracy")
 
 
 @dataclass
@@ -33,8 +36,43 @@ class OperatorMetrics:
     gate_value: Gauge
     gate_threshold: Gauge
     gate_failed: Gauge
+    performance_realised: Gauge
+    performance_estimated: Gauge
+    label_coverage: Gauge
     # (namespace, name) -> gate names exported, so gates no longer analysed are removed.
     _gates: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # (namespace, policy) -> (version, variant) pairs exported, likewise.
+    _variants: dict[tuple[str, str], set[tuple[str, str]]] = field(default_factory=dict)
+
+    def record_performance(
+        self, namespace: str, policy: str, variants: list[VariantPerformance] | None
+    ) -> None:
+        """Export each variant's realised and estimated AUC and accuracy and label coverage.
+
+        ``variants`` None (no check read in this reconcile) leaves the series as they are; a
+        version or variant missing from a new check has its series removed.
+        """
+        if variants is None:
+            return
+        current = {(v.version, v.variant): v for v in variants}
+        for version, variant in self._variants.pop((namespace, policy), set()) - set(current):
+            self.label_coverage.remove(namespace, policy, version, variant)
+            for metric in PERFORMANCE_FIGURES:
+                for family in (self.performance_realised, self.performance_estimated):
+                    family.remove(namespace, policy, version, variant, metric)
+        for (version, variant), v in current.items():
+            labels = (namespace, policy, version, variant)
+            self.label_coverage.labels(*labels).set(v.coverage)
+            for metric in PERFORMANCE_FIGURES:
+                realised = getattr(v, metric)
+                estimated = getattr(v, f"{metric}_estimated")
+                self.performance_realised.labels(*labels, metric).set(
+                    math.nan if realised is None else realised
+                )
+                self.performance_estimated.labels(*labels, metric).set(
+                    math.nan if estimated is None else estimated
+                )
+        self._variants[(namespace, policy)] = set(current)
 
     def record_rollout(self, namespace: str, name: str, rollout: dict[str, Any] | None) -> None:
         """Export a ModelDeployment's ``status.rollout`` just written (None: no rollout).
@@ -82,6 +120,7 @@ def operator_metrics() -> OperatorMetrics:
     """Create the metric families in a fresh registry."""
     registry = CollectorRegistry()
     policy = ["namespace", "policy"]
+    variant = [*policy, "version", "variant"]
     deployment = ["namespace", "model_deployment"]
     return OperatorMetrics(
         registry=registry,
@@ -113,6 +152,26 @@ def operator_metrics() -> OperatorMetrics:
             "driftline_drift_feature_psi",
             "PSI of each feature in the last drift check, by DriftPolicy.",
             [*policy, "feature"],
+            registry=registry,
+        ),
+        performance_realised=Gauge(
+            "driftline_performance_realised",
+            "Realised performance on labelled traffic at the last check (metric: roc_auc,"
+            " accuracy), by DriftPolicy, version and variant; NaN below minLabels.",
+            [*variant, "metric"],
+            registry=registry,
+        ),
+        performance_estimated=Gauge(
+            "driftline_performance_estimated",
+            "Performance estimated from the predicted probabilities (CBPE) over every served"
+            " row at the last check, by DriftPolicy, version and variant.",
+            [*variant, "metric"],
+            registry=registry,
+        ),
+        label_coverage=Gauge(
+            "driftline_label_coverage",
+            "Share of the served rows of the last check's window that have a label.",
+            variant,
             registry=registry,
         ),
         rollout_phase=Gauge(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 # Raised when a message's layout changes incompatibly; a reader refuses other versions.
@@ -50,6 +50,43 @@ class DriftThresholds(BaseModel):
     min_samples: int = Field(500, ge=1, description="Fewer current rows: insufficient data.")
 
 
+# Realised metrics a performance rule can watch: those where higher is better, so one rule
+# (below a floor, or dropped by more than a margin) fits all of them.
+PerformanceMetric = Literal[
+    "roc_auc", "average_precision", "accuracy", "precision", "recall", "f1"
+]  # fmt: skip
+
+
+class PerformanceRule(BaseModel):
+    """When realised performance breaches (a ``DriftPolicy``'s ``performance``).
+
+    The breach is judged on the checked version's champion rows of the last
+    ``lookback_seconds`` of serving: it breaches when the upper end of the metric's 95%
+    interval lies below the limit, the higher of ``floor`` and the training test score minus
+    ``max_drop``. At least one of them is set. Same reading rules as ``DriftThresholds``.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", alias_generator=to_camel, populate_by_name=True, strict=True
+    )
+
+    metric: PerformanceMetric = Field("roc_auc", description="The realised metric judged.")
+    floor: float | None = Field(None, gt=0, le=1, description="Breach below this value.")
+    max_drop: float | None = Field(
+        None, gt=0, lt=1, description="Breach below the training test score minus this."
+    )
+    lookback_seconds: float = Field(
+        86_400.0, gt=0, allow_inf_nan=False, description="Rows served this long before now."
+    )
+    min_labels: int = Field(200, ge=1, description="Fewer labelled rows: insufficient labels.")
+
+    @model_validator(mode="after")
+    def _a_limit(self) -> PerformanceRule:
+        if self.floor is None and self.max_drop is None:
+            raise ValueError("set floor, maxDrop or both")
+        return self
+
+
 def _absent(value: object) -> bool:
     """An optional key with nothing to say is left out of the message rather than null."""
     return value is None
@@ -87,6 +124,37 @@ class PredictionSummary(BaseModel):
     p_value: float | None = Field(None, exclude_if=_absent)
 
 
+class VariantPerformance(BaseModel):
+    """One version and variant's labelled performance, rounded for the termination message."""
+
+    version: str
+    variant: str
+    served: int
+    labelled: int
+    coverage: float
+    roc_auc: float | None = Field(description="Realised; None below minLabels or one class.")
+    accuracy: float | None
+    roc_auc_estimated: float | None = Field(description="CBPE, on every served row.")
+    accuracy_estimated: float | None
+
+
+class PerformanceSummary(BaseModel):
+    """The performance rule's answer and each variant's figures (in the drift summary)."""
+
+    status: Literal["breach", "ok", "insufficient_labels"]
+    breached: bool | None
+    reason: str
+    metric: PerformanceMetric
+    version: str = Field(description="The version judged (the checked one, champion rows).")
+    value: float | None
+    low: float | None = Field(description="Lower end of the 95% interval.")
+    high: float | None = Field(description="Upper end of the 95% interval.")
+    limit: float | None = Field(description="The bound the interval was judged against.")
+    reference: float | None = Field(description="The version's training test score.")
+    labelled: int
+    variants: list[VariantPerformance]
+
+
 class DriftCheckSummary(BaseModel):
     """A drift check's decision and top offenders: its termination message (<= 4 KiB)."""
 
@@ -102,6 +170,9 @@ class DriftCheckSummary(BaseModel):
     features_omitted: int = Field(description="Features left out to fit the 4 KiB budget.")
     features: list[FeatureSummary] = Field(description="Largest PSI first.")
     prediction: PredictionSummary
+    performance: PerformanceSummary | None = Field(
+        None, exclude_if=_absent, description="With a performance rule (live mode)."
+    )
 
 
 class TrainingResult(BaseModel):

@@ -25,10 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from driftline.job_contracts import PerformanceRule, PerformanceSummary, VariantPerformance
+from driftline.registry_conventions import CHAMPION
+
 # Equal-width bins of the expected calibration error (Guo et al. 2017 use 15; 10 is the
 # common reporting choice and Evidently's).
 ECE_BINS = 10
 BOOTSTRAP_ROWS = 100_000
+# Figures in the drift summary (a 4 KiB termination message) keep four decimals.
+ROUNDING = 4
 REALISED = (
     "accuracy",
     "precision",
@@ -317,3 +322,78 @@ def assess(
             )
         )
     return groups
+
+
+def judge(
+    groups: list[GroupPerformance],
+    rule: PerformanceRule,
+    version: str,
+    reference: float | None,
+    variant: str = CHAMPION,
+) -> PerformanceSummary:
+    """The rule's answer on ``version``'s ``variant`` rows, and every group's brief figures.
+
+    It breaches when the upper end of the metric's interval lies below the limit: the higher
+    of ``rule.floor`` and ``reference - rule.max_drop`` (``reference`` is the version's
+    training test score of the metric). Judging the interval, not the point, keeps a few
+    unlucky labels from starting a retraining. Raises ValueError when ``rule.max_drop`` is set
+    without a reference and no floor.
+    """
+    limits = [rule.floor] if rule.floor is not None else []
+    if rule.max_drop is not None and reference is not None:
+        limits.append(reference - rule.max_drop)
+    if not limits:
+        raise ValueError(f"maxDrop needs the training test {rule.metric} of version {version}")
+    limit = round(max(limits), ROUNDING)
+    briefs = [_brief(g) for g in groups]
+    judged = next((g for g in groups if (g.version, g.variant) == (version, variant)), None)
+    common = {
+        "metric": rule.metric,
+        "version": version,
+        "limit": limit,
+        "reference": None if reference is None else round(reference, ROUNDING),
+        "variants": briefs,
+    }
+    figure = judged.realised.get(rule.metric) if judged and judged.realised else None
+    if judged is None or figure is None or figure.value is None:
+        labelled = judged.labelled if judged else 0
+        why = (
+            f"no predictions of version {version} served as {variant} in the window"
+            if judged is None
+            else f"{labelled} labelled rows of version {version}, {rule.min_labels} needed"
+            if judged.realised is None
+            else f"{rule.metric} is undefined on the labelled rows (one class only)"
+        )
+        return PerformanceSummary(
+            status="insufficient_labels", breached=None, reason=why, value=None, low=None,
+            high=None, labelled=labelled, **common,
+        )  # fmt: skip
+    value, low, high = (_rounded(x) for x in (figure.value, figure.low, figure.high))
+    breached = figure.high is not None and figure.high < limit
+    comparison = "below" if breached else "not below"
+    return PerformanceSummary(
+        status="breach" if breached else "ok",
+        breached=breached,
+        reason=f"{rule.metric} {value} (95% interval {low} to {high}) of version {version} is"
+        f" {comparison} {limit} on {judged.labelled} labelled rows",
+        value=value, low=low, high=high, labelled=judged.labelled, **common,
+    )  # fmt: skip
+
+
+def _brief(group: GroupPerformance) -> VariantPerformance:
+    realised = group.realised or {}
+    return VariantPerformance(
+        version=group.version,
+        variant=group.variant,
+        served=group.served,
+        labelled=group.labelled,
+        coverage=round(group.coverage, ROUNDING),
+        roc_auc=_rounded(realised["roc_auc"].value) if "roc_auc" in realised else None,
+        accuracy=_rounded(realised["accuracy"].value) if "accuracy" in realised else None,
+        roc_auc_estimated=_rounded(group.estimated["roc_auc"]),
+        accuracy_estimated=_rounded(group.estimated["accuracy"]),
+    )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, ROUNDING)

@@ -251,3 +251,60 @@ def test_store_down_gives_503_to_retry_on(start_server) -> None:
         assert answer.json()["error"] == "store_unavailable"
     finally:
         store.remove()
+
+
+def test_true_labels_pass_the_performance_rule(
+    served, answered, store, driftline_module, tmp_path: Path
+) -> None:
+    router, _ = served
+    labels = _labels(answered, slice(0, 300))
+    assert httpx.post(router.url + "/feedback", json={"labels": labels}).status_code == 202
+    wait_for(lambda: len(_feedback(store)) == 300, 30, "labels not written")
+    rule = '{"floor": 0.8, "maxDrop": 0.1, "minLabels": 200, "lookbackSeconds": 3600}'
+    result = driftline_module(
+        "drift-check", "--log-store", store, "--lookback", "1h", "--performance", rule,
+        "--output-dir", str(tmp_path / "report"), "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    judged = result.json["performance"]
+    assert judged["status"] == "ok", judged
+    assert judged["labelled"] == 300 and judged["low"] < judged["value"] < judged["high"]
+    # The limit is the higher of the floor and the training test score minus maxDrop.
+    assert judged["limit"] == max(0.8, round(judged["reference"] - 0.1, 4))
+    report = json.loads(Path(result.json["report"]["json"]).read_text())
+    assert report["performance"]["status"] == "ok"
+    assert "<h2>Performance</h2>" in Path(result.json["report"]["html"]).read_text()
+
+
+def test_a_label_flipped_window_breaches_the_performance_rule(
+    start_server, driftline_module, adult: pd.DataFrame, tmp_path: Path
+) -> None:
+    store = f"sqlite:///{tmp_path / 'flipped.db'}"
+    served = start_server("serve", "--log-store", store)
+    sample = adult.sample(400, random_state=23).reset_index(drop=True)
+    features = json.loads(sample.drop(columns=["income"]).to_json(orient="records"))
+    records = [{"features": f, "request_id": f"flip-{i}"} for i, f in enumerate(features)]
+    answer = httpx.post(served.url + "/predict/batch", json={"records": records}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    engine = engine_for(store)
+    wait_for(lambda: count_rows(engine, MODEL) == 400, 30, "predictions not logged")
+    flipped = [
+        {"request_id": f"flip-{i}", "label": 1 - int(y)} for i, y in enumerate(sample["income"])
+    ]
+    assert httpx.post(served.url + "/feedback", json={"labels": flipped}).status_code == 202
+    wait_for(lambda: len(_feedback(store)) == 400, 30, "labels not written")
+    rule = '{"metric": "roc_auc", "floor": 0.8, "minLabels": 200}'
+    result = driftline_module("drift-check", "--log-store", store, "--performance", rule, "--json")
+    assert result.code == 0, result.stderr
+    judged = result.json["performance"]
+    assert judged["status"] == "breach" and judged["breached"] is True, judged
+    assert judged["high"] < 0.8
+    (variant,) = judged["variants"]
+    # CBPE does not see the flip: the probabilities look as good as ever.
+    assert variant["roc_auc_estimated"] > 0.8 > variant["roc_auc"]
+    files = driftline_module(
+        "drift-check", "--reference", "a.csv", "--current", "b.csv", "--performance", rule
+    )
+    assert files.code == 2 and "--performance needs live mode" in files.stderr
+    bad = driftline_module("drift-check", "--log-store", store, "--performance", '{"metric": "f1"}')
+    assert bad.code == 2 and "floor, maxDrop" in bad.stderr

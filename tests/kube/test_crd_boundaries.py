@@ -30,8 +30,10 @@ from mlflow.utils.validation import _validate_model_name
 from driftline.api.v1alpha1 import (
     DriftPolicySpec,
     LastCheck,
+    LastPerformance,
     ModelDeploymentSpec,
 )
+from driftline.job_contracts import PerformanceRule
 from driftline_cli import drift_cmd, train_cmd
 from driftline_cli.main import build_parser
 from driftline_cli.settings import CliSettings
@@ -96,6 +98,7 @@ DP_BASE: dict[str, Any] = {
     "metadata": {"name": "adult-income-drift"},
     "spec": {
         "modelDeploymentRef": {"name": "adult-income"},
+        "performance": {"floor": 0.5},
         "retrain": {
             "args": ["--data", "/data/train.csv"],
             "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "1"}},
@@ -382,6 +385,24 @@ BOUNDARIES: tuple[Boundary, ...] = (
     Boundary("DriftPolicy", "spec.thresholds.psi", (1e-9, 0.2, 10), (0, -0.1)),
     Boundary("DriftPolicy", "spec.thresholds.pValue", (1e-9, 0.05, 0.999999), (0, 1, 1.5)),
     Boundary("DriftPolicy", "spec.thresholds.predictionPsi", (1e-9, 0.2, 10), (0, -0.1)),
+    Boundary(
+        "DriftPolicy",
+        "spec.performance",
+        ({"floor": 0.5}, {"maxDrop": 0.1}, {"floor": 0.8, "maxDrop": 0.02, "metric": "f1"}),
+        ({"metric": "f1"}, {}),
+    ),
+    Boundary(
+        "DriftPolicy",
+        "spec.performance.metric",
+        ("roc_auc", "average_precision", "accuracy", "precision", "recall", "f1"),
+        ("log_loss", "brier", "AUC", ""),
+    ),
+    Boundary("DriftPolicy", "spec.performance.floor", (1e-9, 0.5, 1), (0, -0.1, 1.01)),
+    Boundary("DriftPolicy", "spec.performance.maxDrop", (1e-9, 0.5, 0.999), (0, 1, -0.1)),
+    Boundary(
+        "DriftPolicy", "spec.performance.lookback", _LOOKBACK_OK, ("0h", "0s", *_DURATION_BAD)
+    ),
+    Boundary("DriftPolicy", "spec.performance.minLabels", (1, 10**9), (0, -1)),
     Boundary("DriftPolicy", "spec.retrain.cooldown", ("0s", "0d", *_LOOKBACK_OK), _DURATION_BAD),
     Boundary("DriftPolicy", "spec.retrain.image", *_IMAGE),
     Boundary("DriftPolicy", "spec.retrain.activeDeadlineSeconds", (60, 10**9), (59, 0)),
@@ -522,6 +543,12 @@ def consume_drift_policy(api: kubernetes.client.ApiClient, dp: dict[str, Any]) -
     thresholds, lookback = drift_cmd.decision_rule(parser.parse_args(check["args"]))
     assert lookback is not None and lookback > 0
     assert thresholds == typed.spec.drift_thresholds()
+    performance = parser.parse_args(check["args"]).performance
+    if typed.spec.performance is None:
+        assert performance is None
+    else:
+        rule = PerformanceRule.model_validate_json(performance, extra="forbid")
+        assert rule == typed.spec.performance.rule()
     (train,) = job["spec"]["template"]["spec"]["containers"]
     args = parser.parse_args(train["args"])
     training = train_cmd.training_job(
@@ -531,7 +558,7 @@ def consume_drift_policy(api: kubernetes.client.ApiClient, dp: dict[str, Any]) -
     retrain = typed.spec.retrain
     now = datetime.now(UTC)
     decide_retrain(
-        LastCheck(drifted=True),
+        LastCheck(drifted=False, performance=LastPerformance(status="breach")),
         enabled=retrain.enabled,
         cooldown=retrain.cooldown_period(),
         last_retrain_at=now - timedelta(seconds=1),
@@ -598,7 +625,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
         "analysis": {"prometheus": {"url": "http://p"}},
         "logging": {"storeRef": {"secretName": "s"}},
     },
-    "DriftPolicy": {"modelDeploymentRef": {"name": "m"}},
+    "DriftPolicy": {"modelDeploymentRef": {"name": "m"}, "performance": {"maxDrop": 0.05}},
 }
 
 

@@ -21,8 +21,11 @@ from driftline.job_contracts import (
     DriftCheckSummary,
     DriftThresholds,
     FeatureSummary,
+    PerformanceRule,
+    PerformanceSummary,
     PredictionSummary,
     TrainingResult,
+    VariantPerformance,
 )
 from tests.integration.conftest import MlflowServer
 from tests.kube.cluster import Kubectl
@@ -52,6 +55,43 @@ BREACH = DriftCheckSummary(
     ],
     prediction=PredictionSummary(checked=False, drifted=None, note="no probabilities"),
 ).model_dump_json()
+# No drift, but the champion's labelled AUC fell far below its floor.
+PERFORMANCE_BREACH = DriftCheckSummary(
+    status="no_drift",
+    drifted=False,
+    reason="no feature drifted",
+    samples={"reference": 1000, "current": 800},
+    max_psi=0.02,
+    thresholds=DriftThresholds(min_samples=200),
+    features_checked=14,
+    features_drifted=0,
+    features_omitted=14,
+    features=[],
+    prediction=PredictionSummary(checked=False, drifted=None, note="no probabilities"),
+    performance=PerformanceSummary(
+        status="breach",
+        breached=True,
+        reason="roc_auc 0.31 (95% interval 0.27 to 0.35) of version 1 is below 0.85",
+        metric="roc_auc",
+        version="1",
+        value=0.31,
+        low=0.27,
+        high=0.35,
+        limit=0.85,
+        reference=0.93,
+        labelled=600,
+        variants=[
+            VariantPerformance(
+                version="1", variant="champion", served=800, labelled=600, coverage=0.75,
+                roc_auc=0.31, accuracy=0.4, roc_auc_estimated=0.9, accuracy_estimated=0.85,
+            ),
+            VariantPerformance(
+                version="2", variant="challenger", served=80, labelled=10, coverage=0.125,
+                roc_auc=None, accuracy=None, roc_auc_estimated=0.91, accuracy_estimated=0.86,
+            ),
+        ],
+    ),
+).model_dump_json()  # fmt: skip
 # A summary cut short (or written by another version): the check is Failed, not a KeyError.
 UNREADABLE = '{"contract_version": 1, "status": "drift", "drifted": tr'  # fmt: skip
 TRAIN_SELECTOR = "app.kubernetes.io/component=train"
@@ -100,6 +140,36 @@ def run_drift_job(
     )  # fmt: skip
 
 
+def start_policy(
+    models: Models,
+    mlflow_server: MlflowServer,
+    kubectl: Kubectl,
+    api_client: kubernetes.client.ApiClient,
+    namespace: str,
+    model_prefix: str,
+    policy: str,
+    spec: dict[str, Any],
+) -> tuple[str, Any]:
+    """A logging ModelDeployment ``income`` of a new model and a DriftPolicy on it with
+    ``spec``; the registered model's name and the policy's CronJob."""
+    model = models.create(model_prefix, [0.9])
+    logging = {"storeRef": {"secretName": "inference-log-db"}}
+    apply(kubectl, namespace, model_deployment("income", model, mlflow_server.uri, logging=logging))
+    body = {
+        "apiVersion": "driftline.dev/v1alpha1",
+        "kind": "DriftPolicy",
+        "metadata": {"name": policy},
+        # A schedule that never fires during the test: the test starts the runs itself.
+        "spec": {"modelDeploymentRef": {"name": "income"}, "schedule": "0 0 1 1 *", **spec},
+    }
+    apply(kubectl, namespace, body)
+    batch = kubernetes.client.BatchV1Api(api_client)
+    cronjob = wait_for(
+        lambda: batch.read_namespaced_cron_job(f"{policy}-drift", namespace), 5, "no CronJob"
+    )
+    return model, cronjob
+
+
 def test_breach_trains_once_and_cooldown_holds_across_restart(
     operator: OperatorProcess,
     models: Models,
@@ -108,24 +178,13 @@ def test_breach_trains_once_and_cooldown_holds_across_restart(
     kubectl: Kubectl,
     namespace: str,
 ) -> None:
-    model = models.create("drift", [0.9])
-    logging = {"storeRef": {"secretName": "inference-log-db"}}
-    apply(kubectl, namespace, model_deployment("income", model, mlflow_server.uri, logging=logging))
-    policy = {
-        "apiVersion": "driftline.dev/v1alpha1",
-        "kind": "DriftPolicy",
-        "metadata": {"name": "income-drift"},
-        # A schedule that never fires during the test: the test starts the runs itself.
-        "spec": {"modelDeploymentRef": {"name": "income"}, "schedule": "0 0 1 1 *",
-                 "window": {"lookback": "30m", "minSamples": 200},
-                 "retrain": {"cooldown": "1h", "args": ["--folds", "2"]}},
-    }  # fmt: skip
-    apply(kubectl, namespace, policy)
+    model, cronjob = start_policy(
+        models, mlflow_server, kubectl, api_client, namespace, "drift", "income-drift",
+        {"window": {"lookback": "30m", "minSamples": 200},
+         "retrain": {"cooldown": "1h", "args": ["--folds", "2"]}},
+    )  # fmt: skip
     batch = kubernetes.client.BatchV1Api(api_client)
     core = kubernetes.client.CoreV1Api(api_client)
-    cronjob = wait_for(
-        lambda: batch.read_namespaced_cron_job("income-drift-drift", namespace), 5, "no CronJob"
-    )
     assert cronjob.spec.concurrency_policy == "Forbid"
     args = cronjob.spec.job_template.spec.template.spec.containers[0].args
     assert args[:4] == ["drift-check", "--json", "--termination-log", "/dev/termination-log"]
@@ -202,3 +261,65 @@ def test_breach_trains_once_and_cooldown_holds_across_restart(
     (degraded,) = [c for c in dp["status"]["conditions"] if c["type"] == "Degraded"]
     assert (degraded["status"], degraded["reason"]) == ("True", "DriftSummaryUnreadable")
     assert operator.output().count("Traceback") == 0
+
+
+def test_a_performance_breach_trains_once_and_says_so(
+    operator: OperatorProcess,
+    models: Models,
+    mlflow_server: MlflowServer,
+    api_client: kubernetes.client.ApiClient,
+    kubectl: Kubectl,
+    namespace: str,
+) -> None:
+    _, cronjob = start_policy(
+        models, mlflow_server, kubectl, api_client, namespace, "performance", "income-truth",
+        {"performance": {"floor": 0.85, "lookback": "2d", "minLabels": 300},
+         "retrain": {"cooldown": "1h"}},
+    )  # fmt: skip
+    batch = kubernetes.client.BatchV1Api(api_client)
+    core = kubernetes.client.CoreV1Api(api_client)
+    args = cronjob.spec.job_template.spec.template.spec.containers[0].args
+    rule = PerformanceRule.model_validate_json(args[args.index("--performance") + 1])
+    assert rule == PerformanceRule(floor=0.85, lookback_seconds=172_800, min_labels=300)
+
+    run_drift_job(batch, core, namespace, cronjob, "truth-1", PERFORMANCE_BREACH)
+    dp = wait_status(
+        api_client, namespace, "driftpolicies", "income-truth",
+        lambda o: o.get("status", {}).get("lastRetrain", {}).get("state") == "Running",
+        15, "no training Job after a performance breach",
+    )  # fmt: skip
+    check, retrain = dp["status"]["lastCheck"], dp["status"]["lastRetrain"]
+    assert check["drifted"] is False
+    assert check["performance"]["status"] == "breach"
+    assert (check["performance"]["high"], check["performance"]["limit"]) == (0.35, 0.85)
+    assert (retrain["cause"], retrain["trigger"]) == ("performance", "truth-1")
+    jobs = batch.list_namespaced_job(namespace, label_selector=TRAIN_SELECTOR).items
+    assert [j.metadata.name for j in jobs] == [retrain["job"]]
+    events = {e.reason: e for e in core.list_namespaced_event(namespace).items}
+    assert events["PerformanceChecked"].type == "Warning"
+    assert "roc_auc 0.31" in events["RetrainStarted"].message
+    printed = kubectl("get", "driftpolicy", "income-truth", "-n", namespace).stdout
+    assert "PERFORMANCE" in printed.splitlines()[0] and "breach" in printed
+
+    samples = {
+        (s.name, s.labels.get("version"), s.labels.get("variant"), s.labels.get("metric")): s.value
+        for family in text_string_to_metric_families(httpx.get(operator.metrics_url).text)
+        for s in family.samples
+        if s.labels.get("policy") == "income-truth"
+    }
+    assert samples[("driftline_performance_realised", "1", "champion", "roc_auc")] == 0.31
+    assert samples[("driftline_performance_estimated", "1", "champion", "roc_auc")] == 0.9
+    assert samples[("driftline_label_coverage", "1", "champion", None)] == 0.75
+    realised_challenger = samples[("driftline_performance_realised", "2", "challenger", "roc_auc")]
+    assert realised_challenger != realised_challenger  # NaN: below minLabels
+
+    # A second breach while the first training runs starts nothing more.
+    run_drift_job(batch, core, namespace, cronjob, "truth-2", PERFORMANCE_BREACH)
+    dp = wait_status(
+        api_client, namespace, "driftpolicies", "income-truth",
+        lambda o: o["status"]["lastCheck"]["job"] == "truth-2",
+        15, "the second check was not recorded",
+    )  # fmt: skip
+    skipped = dp["status"]["lastRetrain"]["skippedReason"]
+    assert skipped == "performance breach; a training Job is already running"
+    assert len(batch.list_namespaced_job(namespace, label_selector=TRAIN_SELECTOR).items) == 1

@@ -76,11 +76,15 @@ def test_model_deployment_health(status: dict[str, Any] | None, expected: str, w
          "Healthy", "drift check on"),
         ({"conditions": [condition("Ready", "True")],
           "lastCheck": {"drifted": True, "reason": "age PSI 0.41"}}, "Healthy", "age PSI 0.41"),
+        ({"conditions": [condition("Ready", "True")],
+          "lastCheck": {"drifted": False, "performance": {"status": "breach",
+                                                          "reason": "roc_auc 0.61 below 0.85"}}},
+         "Healthy", "Performance breach: roc_auc 0.61"),
         ({"conditions": [condition("Ready", "True"),
                          condition("Degraded", "True", "TrainingFailed", "exit 5")]},
          "Degraded", "TrainingFailed: exit 5"),
     ],
-    ids=["no-status", "scheduled", "drift-found", "training-failed"],
+    ids=["no-status", "scheduled", "drift-found", "performance-breach", "training-failed"],
 )  # fmt: skip
 def test_drift_policy_health(status: dict[str, Any] | None, expected: str, words: str) -> None:
     obj: dict[str, Any] = {"metadata": {"name": "dp", "generation": 1}}

@@ -134,6 +134,8 @@ def test_dashboard_covers_the_issue(path: Path) -> None:
         "driftline_unknown_categories_total",
         "Operator reconcile errors",
         "Drift scores per feature",
+        "driftline_performance_realised",
+        "driftline_label_coverage",
     ):
         assert needle in text, needle
     dashboard = json.loads(text)

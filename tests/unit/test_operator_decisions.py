@@ -54,8 +54,47 @@ def test_lower_is_better_metric() -> None:
         ({"drifted": True}, {"training_running": True}, False, "already running"),
         ({"drifted": True}, {"last_retrain_at": NOW - timedelta(minutes=30)}, False, "cooldown"),
         ({"drifted": True}, {"last_retrain_at": NOW - timedelta(hours=2)}, True, "drift found"),
+        (
+            {"drifted": False, "performance": {"status": "breach", "reason": "auc 0.6 < 0.8"}},
+            {},
+            True,
+            "performance breach: auc 0.6",
+        ),
+        (
+            {
+                "drifted": True,
+                "reason": "age",
+                "performance": {"status": "breach", "reason": "auc"},
+            },
+            {},
+            True,
+            "drift and performance breach: age; auc",
+        ),
+        (
+            {"drifted": False, "status": "no_drift", "performance": {"status": "ok"}},
+            {},
+            False,
+            "performance ok",
+        ),
+        (
+            {"drifted": False, "performance": {"status": "breach"}},
+            {"last_retrain_at": NOW - timedelta(minutes=30)},
+            False,
+            "performance breach; inside",
+        ),
     ],
-    ids=["breach", "no-drift", "disabled", "running", "in-cooldown", "after-cooldown"],
+    ids=[
+        "breach",
+        "no-drift",
+        "disabled",
+        "running",
+        "in-cooldown",
+        "after-cooldown",
+        "performance",
+        "both",
+        "performance-ok",
+        "performance-in-cooldown",
+    ],
 )
 def test_retrain(summary: dict, kwargs: dict, act: bool, word: str) -> None:
     arguments = {"enabled": True, "cooldown": timedelta(hours=1), "last_retrain_at": None,

@@ -8,7 +8,8 @@ from scipy import stats
 from sklearn import metrics
 
 from driftline import performance
-from driftline.performance import assess, delong_auc, estimated, realised
+from driftline.job_contracts import PerformanceRule
+from driftline.performance import assess, delong_auc, estimated, judge, realised
 
 
 def _calibrated(n: int, seed: int, threshold: float = 0.4):
@@ -139,3 +140,47 @@ def test_bad_inputs_are_value_errors() -> None:
         realised(np.array([1]), np.array([0.5, 0.2]), np.array([1]))
     with pytest.raises(ValueError, match="min_labels"):
         assess(*[np.array([])] * 6, min_labels=0)
+
+
+def _groups(auc_shift: float = 0.0, labelled_every: int = 1):
+    y, p, yhat = _calibrated(2000, seed=8)
+    label = y.copy()
+    if auc_shift:
+        label = 1 - label  # labels flipped: the model is now wrong where it was right
+    label[np.arange(len(label)) % labelled_every != 0] = -1
+    version = np.array(["3"] * 2000, dtype=object)
+    variant = np.array(["champion"] * 1500 + ["shadow"] * 500, dtype=object)
+    delay = np.where(label >= 0, 5.0, np.nan)
+    return assess(version, variant, p, yhat, label, delay, min_labels=300, replicates=50)
+
+
+def test_judge_breaches_only_when_the_whole_interval_is_below_the_limit() -> None:
+    groups = _groups()
+    auc = next(g for g in groups if g.variant == "champion").realised["roc_auc"]
+    below = PerformanceRule(floor=round(auc.high + 0.01, 4))
+    inside = PerformanceRule(floor=round((auc.low + auc.high) / 2, 4))
+    assert judge(groups, below, "3", None).status == "breach"
+    answer = judge(groups, inside, "3", None)
+    assert (answer.status, answer.breached) == ("ok", False)
+    assert answer.value == round(auc.value, 4)
+    assert [(v.version, v.variant) for v in answer.variants] == [
+        ("3", "champion"), ("3", "shadow"),
+    ]  # fmt: skip
+
+
+def test_judge_limit_is_the_higher_of_floor_and_reference_minus_drop() -> None:
+    groups = _groups()
+    assert judge(groups, PerformanceRule(floor=0.5, max_drop=0.05), "3", 0.9).limit == 0.85
+    assert judge(groups, PerformanceRule(floor=0.88, max_drop=0.05), "3", 0.9).limit == 0.88
+    assert judge(groups, PerformanceRule(floor=0.5, max_drop=0.05), "3", None).limit == 0.5
+    with pytest.raises(ValueError, match="maxDrop needs the training test roc_auc"):
+        judge(groups, PerformanceRule(max_drop=0.05), "3", None)
+
+
+def test_judge_flipped_labels_breach_and_few_labels_are_insufficient() -> None:
+    rule = PerformanceRule(floor=0.6)
+    assert judge(_groups(auc_shift=1.0), rule, "3", None).status == "breach"
+    few = judge(_groups(labelled_every=10), rule, "3", None)
+    assert (few.status, few.breached, few.labelled) == ("insufficient_labels", None, 150)
+    absent = judge(_groups(), rule, "4", None)
+    assert absent.status == "insufficient_labels" and "version 4" in absent.reason

@@ -8,6 +8,7 @@ reference. Live: a window of the inference log against the ``baseline.json`` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from driftline.coercion import FeatureValueError, derive_schema, to_model_frame
 from driftline.drift import DriftInputError as PureInputError
 from driftline.drift import check_drift
 from driftline.drift_report import DriftReport
-from driftline.job_contracts import DriftThresholds
+from driftline.job_contracts import DriftThresholds, PerformanceSummary
 from driftline.schema import FeatureSchema
 from driftline_training.adult import load_table
 from driftline_training.contracts import read_schema
@@ -183,13 +184,24 @@ def run_check(inputs: DriftInputs, thresholds: DriftThresholds) -> DriftReport:
     return report.model_copy(update={"source": inputs.source})
 
 
-def write_report(report: DriftReport, folder: Path) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.html`` into ``folder``; returns both paths."""
+def write_report(
+    report: DriftReport, folder: Path, performance: PerformanceSummary | None = None
+) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.html`` into ``folder``; returns both paths.
+
+    ``performance`` (a performance rule's answer) becomes the JSON's ``performance`` key and a
+    section of the page.
+    """
     json_path, html_path = folder / "report.json", folder / "report.html"
+    text = report.to_json()
+    if performance is not None:
+        document = json.loads(text)
+        document["performance"] = performance.model_dump(mode="json")
+        text = json.dumps(document, indent=2)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(report.to_json())
-        html_path.write_text(render_html(report))
+        json_path.write_text(text)
+        html_path.write_text(render_html(report, performance))
     except OSError as exc:
         raise ReportWriteError(f"cannot write the report to {folder}: {exc}") from exc
     return json_path, html_path

@@ -1,7 +1,8 @@
 """The drift report as one self-contained HTML page (inline CSS bars; no scripts, no fetches).
 
 An overview table of every feature ordered by PSI, then one table per feature and one for the
-predictions with the reference and current share of each bin or category side by side.
+predictions with the reference and current share of each bin or category side by side. With a
+performance rule, a section on realised and estimated performance per version and variant.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Iterable
 from html import escape
 
 from driftline.drift_report import BinShare, DriftReport, FeatureDrift, PredictionDrift
+from driftline.job_contracts import PerformanceSummary
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #222; }
@@ -18,8 +20,8 @@ table { border-collapse: collapse; margin: .4rem 0; }
 th, td { padding: .2rem .6rem; border-bottom: 1px solid #ddd; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .badge { display: inline-block; padding: .1rem .5rem; border-radius: .3rem; color: #fff; }
-.drift { background: #c0392b; } .no_drift { background: #27ae60; }
-.insufficient_data, .skipped { background: #7f8c8d; }
+.drift, .breach { background: #c0392b; } .no_drift, .ok { background: #27ae60; }
+.insufficient_data, .insufficient_labels, .skipped { background: #7f8c8d; }
 .bars { width: 22rem; } .bar { height: .55rem; margin: 1px 0; }
 .bar.reference { background: #7f8c8d; } .bar.current { background: #2980b9; }
 .legend span { display: inline-block; width: .8rem; height: .8rem; margin: 0 .3rem 0 1rem; }
@@ -27,8 +29,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 
-def render_html(report: DriftReport) -> str:
-    """The whole page for ``report``."""
+def render_html(report: DriftReport, performance: PerformanceSummary | None = None) -> str:
+    """The whole page for ``report`` (and ``performance``, when the check judged it)."""
     status = report.status.value
     parts = [
         "<!doctype html>",
@@ -42,6 +44,8 @@ def render_html(report: DriftReport) -> str:
     if report.features:
         parts += ["<h2>Features</h2>", _overview(report.ranked_features())]
     parts += ["<h2>Predictions</h2>", _prediction(report.prediction)]
+    if performance is not None:
+        parts += ["<h2>Performance</h2>", _performance(performance)]
     if report.features:
         parts.append(
             '<h2>Shares per bin</h2><p class="legend">'
@@ -104,6 +108,41 @@ def _prediction(prediction: PredictionDrift) -> str:
         ],
     )
     return summary + _bins(prediction.bins)
+
+
+def _performance(summary: PerformanceSummary) -> str:
+    status = summary.status
+    judged = f'<p><span class="badge {status}">{escape(status)}</span> {escape(summary.reason)}</p>'
+    rule = _table(
+        ["metric", "version", "realised", "95% interval", "limit", "training test score"],
+        [
+            [
+                escape(summary.metric),
+                escape(summary.version),
+                _number(summary.value),
+                f"{_number(summary.low)} .. {_number(summary.high)}",
+                _number(summary.limit),
+                _number(summary.reference),
+            ]
+        ],
+    )
+    variants = _table(
+        ["version", "variant", "served", "labelled", "coverage", "AUC", "AUC (CBPE)",
+         "accuracy", "accuracy (CBPE)"],
+        [
+            [
+                escape(v.version), escape(v.variant), f"{v.served:,}", f"{v.labelled:,}",
+                f"{v.coverage:.1%}", _number(v.roc_auc), _number(v.roc_auc_estimated),
+                _number(v.accuracy), _number(v.accuracy_estimated),
+            ]
+            for v in summary.variants
+        ],
+    )  # fmt: skip
+    legend = (
+        '<p class="legend muted">Realised figures need labels (POST /feedback); CBPE estimates'
+        " them from the predicted probabilities alone, over every served row.</p>"
+    )
+    return judged + rule + variants + legend
 
 
 def _feature_section(feature: FeatureDrift) -> str:

@@ -12,12 +12,18 @@ importing it costs about a second that a check of two files does not need.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftline.drift_report import SUMMARY_MAX_BYTES, DriftReport, summary
-from driftline.job_contracts import DriftCheckSummary, DriftThresholds
+from driftline.job_contracts import (
+    DriftCheckSummary,
+    DriftThresholds,
+    PerformanceRule,
+    PerformanceSummary,
+)
 from driftline.registry_conventions import CHAMPION
 from driftline_training.drift_check import (
     DriftInputs,
@@ -65,6 +71,7 @@ class CheckOutcome:
     report_json: Path
     report_html: Path
     mlflow_run_id: str | None
+    performance: PerformanceSummary | None = None
 
 
 def run_drift_check(
@@ -75,6 +82,7 @@ def run_drift_check(
     output_dir: Path,
     experiment: str | None = None,
     summary_max_bytes: int = SUMMARY_MAX_BYTES,
+    performance: PerformanceRule | None = None,
 ) -> CheckOutcome:
     """Check ``source`` against ``thresholds``; write the report into ``output_dir`` and log it.
 
@@ -83,23 +91,66 @@ def run_drift_check(
     at most ``summary_max_bytes`` as JSON. Raises ``TrainingError`` subclasses (bad inputs,
     an unreadable log store, an unwritable report folder), ``RegistryError`` (no such model,
     version or champion) and MLflow's ``MlflowException`` (the server failed).
+
+    ``performance`` (live mode only) also judges the realised performance of the checked
+    version on labelled traffic (``driftline.performance.judge``); its answer travels in the
+    summary, the report and the run. Raises ValueError for a performance rule in files mode.
     """
+    judged = None
     if isinstance(source, FilesSource):
+        if performance is not None:
+            raise ValueError("a performance rule needs live mode (labels join the log)")
         inputs = files_inputs(source.reference, source.current, source.options)
     else:
         inputs = _live_inputs(source, tracking)
+        if performance is not None:
+            judged = _judge_performance(source, inputs.source["version"], performance, tracking)
     report = run_check(inputs, thresholds)
-    report_json, report_html = write_report(report, output_dir)
+    report_json, report_html = write_report(report, output_dir, judged)
     run_id = None
     if isinstance(source, LiveSource) or tracking.tracking_uri:
-        run_id = _log(report, (report_json, report_html), tracking, experiment)
+        run_id = _log(report, (report_json, report_html), tracking, experiment, judged)
+    # The performance block takes its room first: the feature list is what gets cut.
+    room = summary_max_bytes - (len(judged.model_dump_json()) + 20 if judged else 0)
     return CheckOutcome(
         report=report,
-        summary=summary(report, summary_max_bytes),
+        summary=summary(report, room).model_copy(update={"performance": judged}),
         report_json=report_json,
         report_html=report_html,
         mlflow_run_id=run_id,
+        performance=judged,
     )
+
+
+def _judge_performance(
+    source: LiveSource, version: str, rule: PerformanceRule, tracking: TrackingSettings
+) -> PerformanceSummary:
+    """Score the window's labelled rows and judge ``version`` against ``rule``.
+
+    Raises RegistryError when ``rule.max_drop`` needs a training test score the version's run
+    lacks (and no floor stands in), LogStoreError when the store cannot be read.
+    """
+    from driftline.mlflow_binding import open_registry
+    from driftline.performance import judge
+    from driftline.registry import RegistryError
+    from driftline_training.performance_check import check_performance
+
+    _, registry = open_registry(tracking)
+    try:
+        reference: float | None = registry.metric(source.model, version, rule.metric)
+    except RegistryError:
+        if rule.floor is None:
+            raise
+        reference = None
+    now = time.time()
+    report = check_performance(
+        source.log_store,
+        source.model,
+        since=now - rule.lookback_seconds,
+        until=now,
+        min_labels=rule.min_labels,
+    )
+    return judge(report.groups, rule, version, reference)
 
 
 def _live_inputs(source: LiveSource, tracking: TrackingSettings) -> DriftInputs:
@@ -125,9 +176,10 @@ def _log(
     paths: tuple[Path, Path],
     tracking: TrackingSettings,
     experiment: str | None,
+    performance: PerformanceSummary | None,
 ) -> str:
     from driftline.mlflow_binding import open_registry
     from driftline_training.drift_tracking import DRIFT_EXPERIMENT, log_drift_run
 
     target, _ = open_registry(tracking)
-    return log_drift_run(report, paths, target, experiment or DRIFT_EXPERIMENT)
+    return log_drift_run(report, paths, target, experiment or DRIFT_EXPERIMENT, performance)

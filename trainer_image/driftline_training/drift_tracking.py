@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from driftline.drift_report import DriftReport, DriftStatus
+from driftline.job_contracts import PerformanceSummary
 from driftline.tracking import TrackingTarget
 from driftline_training.tracking import ensure_experiment
 
@@ -19,9 +20,16 @@ UNSAFE = re.compile(r"[^\w\-. /:]")
 
 
 def log_drift_run(
-    report: DriftReport, files: tuple[Path, ...], target: TrackingTarget, experiment: str
+    report: DriftReport,
+    files: tuple[Path, ...],
+    target: TrackingTarget,
+    experiment: str,
+    performance: PerformanceSummary | None = None,
 ) -> str:
-    """Log ``report`` (metrics, thresholds, the report files) as one finished run; its id."""
+    """Log ``report`` (metrics, thresholds, the report files) as one finished run; its id.
+
+    ``performance`` adds its figures (``performance_metrics``).
+    """
     client = MlflowClient(target.uri)
     experiment_id = ensure_experiment(client, experiment, target)
     source = report.source
@@ -36,7 +44,10 @@ def log_drift_run(
     now = int(time.time() * 1000)
     client.log_batch(
         run_id,
-        metrics=[Metric(key, value, now, 0) for key, value in drift_metrics(report).items()],
+        metrics=[
+            Metric(key, value, now, 0)
+            for key, value in {**drift_metrics(report), **performance_metrics(performance)}.items()
+        ],
         params=[Param(f"threshold_{k}", str(v)) for k, v in report.thresholds.model_dump().items()]
         + [Param(k, v) for k, v in source.items()],
     )
@@ -62,4 +73,34 @@ def drift_metrics(report: DriftReport) -> dict[str, float]:
         metrics["prediction_psi"] = report.prediction.psi
     for feature in report.features:
         metrics[f"psi_{UNSAFE.sub('_', feature.name)}"] = feature.psi
+    return metrics
+
+
+def performance_metrics(summary: PerformanceSummary | None) -> dict[str, float]:
+    """The judged metric with its interval and limit, and AUC and accuracy of each variant.
+
+    Keys: ``performance_<metric>`` (``_low``, ``_high``, ``_limit``), ``performance_breached``,
+    ``performance_labelled``, and ``<variant>_v<version>_<figure>`` for each variant's
+    realised and CBPE-estimated AUC and accuracy and its label coverage.
+    """
+    if summary is None:
+        return {}
+    metrics = {"performance_labelled": float(summary.labelled)}
+    if summary.breached is not None:
+        metrics["performance_breached"] = float(summary.breached)
+    figures = {
+        "": summary.value,
+        "_low": summary.low,
+        "_high": summary.high,
+        "_limit": summary.limit,
+    }
+    for suffix, value in figures.items():
+        if value is not None:
+            metrics[f"performance_{summary.metric}{suffix}"] = value
+    for v in summary.variants:
+        prefix = UNSAFE.sub("_", f"{v.variant}_v{v.version}")
+        for name in ("coverage", "roc_auc", "roc_auc_estimated", "accuracy", "accuracy_estimated"):
+            value = getattr(v, name)
+            if value is not None:
+                metrics[f"{prefix}_{name}"] = float(value)
     return metrics

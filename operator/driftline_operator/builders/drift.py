@@ -33,8 +33,11 @@ def drift_check_args(dp_spec: DriftPolicySpec, model_name: str) -> list[str]:
     """``driftline drift-check`` in live mode with the policy's window and decision rule.
 
     The rule travels as one ``DriftThresholds`` JSON object (``--thresholds``), the type the
-    check parses it back into.
+    check parses it back into; a performance rule likewise as a ``PerformanceRule``
+    (``--performance``).
     """
+    performance = dp_spec.performance
+    judged = ["--performance", performance.rule().model_dump_json()] if performance else []
     return [
         "drift-check",
         "--json",
@@ -49,6 +52,7 @@ def drift_check_args(dp_spec: DriftPolicySpec, model_name: str) -> list[str]:
         dp_spec.window.lookback,
         "--thresholds",
         dp_spec.drift_thresholds().model_dump_json(),
+        *judged,
         "--output-dir",
         f"{pods.TMP_PATH}/drift",
     ]

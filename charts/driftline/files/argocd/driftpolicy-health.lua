@@ -1,7 +1,8 @@
 -- Argo CD health of a driftline.dev DriftPolicy, from what the operator wrote in status.
 -- Install: argocd-cm key resource.customizations.health.driftline.dev_DriftPolicy.
 -- Degraded: a drift check or training failed, or the operator cannot reconcile (Degraded).
--- Healthy: the CronJob is in place (Ready); found drift is news, not ill health: it says so.
+-- Healthy: the CronJob is in place (Ready); found drift or a performance breach is news, not
+-- ill health: it says so.
 local hs = {status = "Progressing", message = "Waiting for the operator"}
 if obj.status == nil or obj.status.conditions == nil then
   return hs
@@ -23,6 +24,9 @@ if ready ~= nil and ready.status == "True" then
   local check = obj.status.lastCheck
   if check ~= nil and check.drifted == true then
     hs.message = "Drift found: " .. (check.reason or "")
+  end
+  if check ~= nil and check.performance ~= nil and check.performance.status == "breach" then
+    hs.message = "Performance breach: " .. (check.performance.reason or "")
   end
 end
 return hs

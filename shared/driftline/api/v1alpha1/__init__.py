@@ -13,6 +13,7 @@ from driftline.api.k8s_types import ResourceKind, printer_column
 from driftline.api.v1alpha1.drift_policy_types import (
     DriftPolicySpec,
     ModelDeploymentRef,
+    Performance,
     Retrain,
     Thresholds,
     Window,
@@ -40,6 +41,7 @@ from driftline.api.v1alpha1.status_types import (
     DriftPolicyStatus,
     Gate,
     LastCheck,
+    LastPerformance,
     LastRetrain,
     ModelDeploymentStatus,
     PromotionDecision,
@@ -65,6 +67,7 @@ __all__ = [
     "EnvVar",
     "Gate",
     "LastCheck",
+    "LastPerformance",
     "LastRetrain",
     "LogStoreRef",
     "Logging",
@@ -72,6 +75,7 @@ __all__ = [
     "ModelDeploymentSpec",
     "ModelDeploymentStatus",
     "ModelRef",
+    "Performance",
     "Promotion",
     "PromotionDecision",
     "PromotionStatus",
@@ -152,6 +156,12 @@ DRIFT_POLICY = ResourceKind(
         ),
         printer_column(
             "Drifted", "boolean", ".status.lastCheck.drifted", "Whether the last check found drift."
+        ),
+        printer_column(
+            "Performance",
+            "string",
+            ".status.lastCheck.performance.status",
+            "The performance rule's answer at the last check (breach, ok, insufficient_labels).",
         ),
         printer_column("Age", "date", ".metadata.creationTimestamp"),
     ),

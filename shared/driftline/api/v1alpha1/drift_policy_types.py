@@ -1,10 +1,10 @@
-"""``DriftPolicy`` spec types: scheduled drift checks of a ModelDeployment, retraining."""
+"""``DriftPolicy`` spec types: scheduled drift and performance checks, retraining."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from driftline.api.k8s_types import (
     ApiModel,
@@ -16,7 +16,7 @@ from driftline.api.k8s_types import (
 )
 from driftline.api.v1alpha1.model_deployment_types import MODEL_DEPLOYMENT_NAME
 from driftline.durations import parse_duration
-from driftline.job_contracts import DriftThresholds
+from driftline.job_contracts import DriftThresholds, PerformanceMetric, PerformanceRule
 
 # Durations as integer and unit. A lookback of zero selects no rows, so it must be positive;
 # a cooldown of zero means "no cooldown". At most nine digits: 999999999d fits a timedelta.
@@ -77,10 +77,59 @@ class Thresholds(ApiModel):
     )
 
 
+class Performance(ApiModel):
+    """Realised performance on labelled traffic (POST /feedback), judged at every check.
+
+    A breach retrains exactly like drift (same cooldown, same single Job): when the upper end
+    of the metric's 95% interval on the champion's labelled rows lies below the limit, the
+    higher of ``floor`` and the version's training test score minus ``maxDrop``.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=cel("has(self.floor) || has(self.maxDrop)", "set floor, maxDrop or both")
+    )
+
+    metric: PerformanceMetric = Field(
+        "roc_auc",
+        description="roc_auc, average_precision, accuracy, precision, recall or f1 (accuracy"
+        " and the last three at the served threshold).",
+    )
+    floor: float | None = Field(None, gt=0, le=1, description="Breach below this value.")
+    max_drop: float | None = Field(
+        None, gt=0, lt=1, description="Breach below the version's training test score minus this."
+    )
+    lookback: str = Field(
+        "1d",
+        pattern=LOOKBACK,
+        description="Predictions served this long before the check (labels arrive late).",
+    )
+    min_labels: int = Field(
+        200, ge=1, description="Fewer labelled rows means insufficient labels, not a breach."
+    )
+
+    @model_validator(mode="after")
+    def _a_limit(self) -> Performance:
+        if self.floor is None and self.max_drop is None:
+            raise ValueError("set floor, maxDrop or both")
+        return self
+
+    def rule(self) -> PerformanceRule:
+        """The rule the drift-check Job receives, as one object."""
+        return PerformanceRule(
+            metric=self.metric,
+            floor=self.floor,
+            max_drop=self.max_drop,
+            lookback_seconds=parse_duration(self.lookback).total_seconds(),
+            min_labels=self.min_labels,
+        )
+
+
 class Retrain(ApiModel):
     """Retraining on a breach."""
 
-    enabled: bool = Field(True, description="Create a training Job when drift is found.")
+    enabled: bool = Field(
+        True, description="Create a training Job on a drift or performance breach."
+    )
     cooldown: str = Field(
         "6h", pattern=COOLDOWN, description="Least time between two training Jobs."
     )
@@ -129,6 +178,9 @@ class DriftPolicySpec(ApiModel):
     )
     window: Window = nested(Window, "Which logged predictions are compared with the baseline.")
     thresholds: Thresholds = nested(Thresholds, "The drift decision rule.")
+    performance: Performance | None = Field(
+        None, description="Judge realised performance on labelled traffic too; unset: off."
+    )
     retrain: Retrain = nested(Retrain, "Retraining on a breach.")
 
     def drift_thresholds(self) -> DriftThresholds:

@@ -145,6 +145,28 @@ class LastCheck(ApiModel):
         description="Top drifted features, largest PSI first.",
         json_schema_extra={"items": {"type": "string", "description": "Feature name."}},
     )
+    performance: LastPerformance | None = Field(
+        None, description="With spec.performance: realised performance and its verdict."
+    )
+
+
+RetrainCause = Literal["drift", "performance", "drift and performance"]
+
+
+class LastPerformance(ApiModel):
+    """The performance rule's answer at the latest check."""
+
+    status: Literal["breach", "ok", "insufficient_labels"] | None = Field(
+        None, description="breach, ok or insufficient_labels."
+    )
+    reason: str | None = Field(None, description="The decision's reason.")
+    metric: str | None = Field(None, description="The metric judged.")
+    version: str | None = Field(None, description="The version judged (champion rows).")
+    value: float | None = Field(None, description="Realised value on the labelled rows.")
+    low: float | None = Field(None, description="Lower end of the 95% interval.")
+    high: float | None = Field(None, description="Upper end of the 95% interval.")
+    limit: float | None = Field(None, description="The bound the interval was judged against.")
+    labelled: int | None = Field(None, description="Labelled rows judged.")
 
 
 class LastRetrain(ApiModel):
@@ -161,6 +183,9 @@ class LastRetrain(ApiModel):
         " message).",
     )
     trigger: str | None = Field(None, description="The drift-check Job that caused it.")
+    cause: RetrainCause | None = Field(
+        None, description="Which breach started it: drift, performance, or both."
+    )
     skipped_reason: str | None = Field(None, description="Why the latest breach did not start one.")
 
 
