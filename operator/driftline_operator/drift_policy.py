@@ -88,7 +88,9 @@ def reconcile_policy(
         if last_check.state == "Failed":
             events.append(("Warning", last_check.failure or "", last_check.reason or ""))
         else:
-            events.append(("Normal", "DriftChecked", f"{last_check.status}: {last_check.reason}"))
+            # A Warning when it found drift: that is what makes it an alert (alerts.py).
+            severity = "Warning" if last_check.drifted else "Normal"
+            events.append((severity, "DriftChecked", f"{last_check.status}: {last_check.reason}"))
             judged = last_check.performance
             if judged is not None:
                 kind = "Warning" if judged.status == "breach" else "Normal"

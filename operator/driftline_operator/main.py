@@ -11,6 +11,7 @@ anything else is a bug and kopf's own back-off applies.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -22,7 +23,9 @@ import kopf
 import kubernetes
 from prometheus_client import start_http_server
 
+from driftline.api.v1alpha1 import RESOURCES
 from driftline_operator import drift_policy, model_deployment, names, rollout, specs
+from driftline_operator.alerts import Alert
 from driftline_operator.conditions import degraded_status
 from driftline_operator.context import Context
 from driftline_operator.kube import Kube, KubeTemporaryError
@@ -33,9 +36,11 @@ from driftline_operator.peering import TIEBREAKS, seniority_priority
 from driftline_operator.prediction_log import PredictionLog
 from driftline_operator.router_scrape import RouterScrape
 from driftline_operator.settings import OperatorSettings
+from driftline_operator.webhooks import Receiver, Webhooks
 
 MD = (names.GROUP, names.VERSION, names.MODEL_DEPLOYMENTS)
 DP = (names.GROUP, names.VERSION, names.DRIFT_POLICIES)
+PLURALS = {resource.kind: resource.plural for resource in RESOURCES}
 # Errors that mean "try again later", with the condition reason each is reported under.
 TEMPORARY: dict[type[Exception], str] = {
     MlflowUnavailableError: "MlflowUnavailable",
@@ -56,6 +61,12 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     """Register every handler with the intervals and clients from ``settings``."""
     registry = kopf.OperatorRegistry()
+    webhooks = Webhooks(
+        receivers(settings, dict(os.environ)),
+        metrics.webhook_deliveries,
+        timeout=settings.webhook_timeout_seconds,
+        attempts=settings.webhook_attempts,
+    )
     log = PredictionLog(settings.health_log_store) if settings.health_log_store else None
     traffic = RouterScrape(kube, settings.scrape_timeout_seconds)
     mlflow = MlflowRest(settings.mlflow_timeout_seconds)
@@ -74,6 +85,21 @@ def build_registry(
         settings.posting.level = logging.ERROR
         settings.execution.max_workers = 8
         settings.peering.lifetime = peering_lifetime
+        webhooks.start()
+
+    @kopf.on.cleanup(registry=registry)
+    def stop_webhooks(**_: Any) -> None:
+        """Stop the webhook workers (alerts not yet sent are logged as lost by count)."""
+        webhooks.stop()
+
+    def post(body: kopf.Body, events: list[tuple[str, str, str]]) -> None:
+        """Post the Events, and send those that are alerts to the webhooks (queued only)."""
+        kind, namespace, name = body["kind"], body.metadata.namespace or "", body.metadata.name
+        plural = PLURALS[kind]
+        for severity, reason, message in events:
+            kopf.event(body, type=severity, reason=reason, message=message)
+            alert = Alert(kind, namespace, name or "", severity, reason, message, now())
+            webhooks.send(alert, plural)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -159,7 +185,7 @@ def build_registry(
             # Status is written here, inside the lock (not through kopf's patch after the
             # handler returns), so the next run's fresh read already sees it.
             kube.patch_status(kind, namespace, name or "", outcome.status)
-            _post(body, outcome.events)
+            post(body, outcome.events)
             last_check = outcome.status.get("lastCheck") or {}
             if last_check.get("drifted") is not None:
                 metrics.drift_detected.labels(namespace, name).set(int(last_check["drifted"]))
@@ -176,14 +202,26 @@ def build_registry(
         if failed["conditions"] == (fresh.get("status") or {}).get("conditions"):
             return
         kube.patch_status(kind, meta["namespace"], meta["name"], failed)
-        _post(body, [("Warning", reason, str(exc))])
+        post(body, [("Warning", reason, str(exc))])
 
     return registry
 
 
-def _post(body: kopf.Body, events: list[tuple[str, str, str]]) -> None:
-    for kind, reason, message in events:
-        kopf.event(body, type=kind, reason=reason, message=message)
+def receivers(settings: OperatorSettings, environ: dict[str, str]) -> list[Receiver]:
+    """The configured webhooks, each with its signing secret from ``environ`` (or none)."""
+    out = []
+    for webhook in settings.webhooks:
+        secret = environ.get(webhook.secret_variable())
+        out.append(
+            Receiver(
+                name=webhook.name,
+                url=webhook.url,
+                payload=webhook.payload,
+                secret=secret.encode() if secret else None,
+                types=frozenset(webhook.types),
+            )
+        )
+    return out
 
 
 def api_client() -> kubernetes.client.ApiClient:

@@ -39,6 +39,7 @@ class OperatorMetrics:
     performance_realised: Gauge
     performance_estimated: Gauge
     label_coverage: Gauge
+    webhook_deliveries: Counter
     # (namespace, name) -> gate names exported, so gates no longer analysed are removed.
     _gates: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     # (namespace, policy) -> (version, variant) pairs exported, likewise.
@@ -152,6 +153,13 @@ def operator_metrics() -> OperatorMetrics:
             "driftline_drift_feature_psi",
             "PSI of each feature in the last drift check, by DriftPolicy.",
             [*policy, "feature"],
+            registry=registry,
+        ),
+        webhook_deliveries=Counter(
+            "driftline_webhook_deliveries_total",
+            "Alerts sent to each webhook, by outcome (delivered; failed: refused, or no answer"
+            " after every try; dropped: its queue was full).",
+            ["webhook", "outcome"],
             registry=registry,
         ),
         performance_realised=Gauge(

@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from driftline import __version__
 from driftline.api.k8s_types import IMAGE
+from driftline_operator.alerts import ALERT_TYPES
+
+
+class WebhookSettings(BaseModel):
+    """One receiver of alerts.
+
+    Its signing secret is read from the environment variable ``DRIFTLINE_WEBHOOK_SECRET_<NAME>``
+    (upper case, ``-`` as ``_``), which the chart sets from a Secret.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=40, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$", description="Where alerts are POSTed.")
+    payload: Literal["cloudevents", "slack"] = Field(
+        "cloudevents", description="CloudEvents 1.0 JSON, or Slack's {text} object."
+    )
+    types: list[str] = Field(
+        default_factory=list, description="CloudEvents types sent (empty: every alert)."
+    )
+
+    @field_validator("types")
+    @classmethod
+    def _known(cls, types: list[str]) -> list[str]:
+        unknown = sorted(set(types) - ALERT_TYPES)
+        if unknown:
+            raise ValueError(f"unknown alert types {unknown}; known: {sorted(ALERT_TYPES)}")
+        return types
+
+    def secret_variable(self) -> str:
+        """The environment variable holding this receiver's signing secret."""
+        return "DRIFTLINE_WEBHOOK_SECRET_" + self.name.upper().replace("-", "_")
 
 
 class OperatorSettings(BaseSettings):
@@ -66,6 +100,14 @@ class OperatorSettings(BaseSettings):
         description="kopf peering object shared by the replicas (ClusterKopfPeering when the"
         " whole cluster is watched, KopfPeering per namespace otherwise); the oldest live"
         " replica acts, the others wait. Unset: standalone, exactly one replica may run.",
+    )
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list,
+        description="Receivers of alerts, as a JSON list of {name, url, payload, types}.",
+    )
+    webhook_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one POST.")
+    webhook_attempts: int = Field(
+        5, ge=1, le=20, description="Tries per alert (back-off 1 s, doubling, at most 30 s)."
     )
     peering_lifetime_seconds: int = Field(
         15,

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from driftline_operator.main import receivers
+from driftline_operator.settings import OperatorSettings
 from tests.kube import kubeconform_schemas
 from tests.kube.cluster import REPO_ROOT, KubeCluster, Kubectl, MissingBinaryError
 from tests.manifests_script import load_manifests_script
@@ -327,3 +329,32 @@ def test_kustomize_copies_are_the_chart_rendering(kube_cluster: KubeCluster) -> 
     )  # fmt: skip
     for path, expected in ((manifests.OPERATOR_BASE, operator), (manifests.DEV_MLFLOW, mlflow)):
         assert _docs(path.read_text()) == expected, f"{path} is stale: run `make manifests`"
+
+
+def test_webhooks_render_to_the_settings_the_operator_reads(
+    helm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chart's webhook values become DRIFTLINE_WEBHOOKS and a secretKeyRef per secret."""
+    webhooks = [
+        {"name": "ops-1", "url": "https://hooks.example.com/d", "types": ["dev.driftline.rollback"],
+         "secretRef": {"name": "hooks", "key": "ops"}},
+        {"name": "chat", "url": "https://slack.example.com/x", "payload": "slack"},
+    ]  # fmt: skip
+    values = f"operator.webhooks={json.dumps(webhooks)}"
+    proc = helm("template", "driftline", str(CHART), "--set-json", values)
+    assert proc.returncode == 0, proc.stderr
+    deployment = next(
+        doc for doc in _docs(proc.stdout)
+        if doc["kind"] == "Deployment" and "operator" in doc["metadata"]["name"]
+    )  # fmt: skip
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DRIFTLINE_WEBHOOK_SECRET_OPS_1"]["valueFrom"]["secretKeyRef"] == {
+        "name": "hooks", "key": "ops",
+    }  # fmt: skip
+    assert "DRIFTLINE_WEBHOOK_SECRET_CHAT" not in env
+    monkeypatch.setenv("DRIFTLINE_WEBHOOKS", env["DRIFTLINE_WEBHOOKS"]["value"])
+    settings = OperatorSettings()
+    secrets = {"DRIFTLINE_WEBHOOK_SECRET_OPS_1": "k"}
+    (ops, chat) = receivers(settings, secrets)
+    assert (ops.name, ops.secret, ops.types) == ("ops-1", b"k", {"dev.driftline.rollback"})
+    assert (chat.payload, chat.secret, chat.types) == ("slack", None, frozenset())

@@ -9,6 +9,13 @@ contract models the Jobs write them with (driftline.job_contracts)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import http.server
+import json
+import socket
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -323,3 +330,116 @@ def test_a_performance_breach_trains_once_and_says_so(
     skipped = dp["status"]["lastRetrain"]["skippedReason"]
     assert skipped == "performance breach; a training Job is already running"
     assert len(batch.list_namespaced_job(namespace, label_selector=TRAIN_SELECTOR).items) == 1
+
+
+class Receiver:
+    """A real HTTP receiver on loopback: records each POST, answers 500 to the first one."""
+
+    def __init__(self) -> None:
+        received: list[tuple[dict[str, str], bytes]] = []
+        self.received = received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                # HTTP header names are case-insensitive (urllib sends "Content-type").
+                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(500 if len(received) == 1 else 202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_alerts_reach_a_webhook_signed_retried_and_a_dead_one_costs_nothing(
+    operator: OperatorProcess,
+    models: Models,
+    mlflow_server: MlflowServer,
+    api_client: kubernetes.client.ApiClient,
+    kubectl: Kubectl,
+    namespace: str,
+) -> None:
+    receiver = Receiver()
+    # A dead receiver: it accepts connections (the kernel's backlog) and never answers.
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead.listen(16)
+    secret = "s3cret-for-tests"
+    webhooks = [
+        {"name": "ops", "url": receiver.url},
+        {"name": "dead-end", "url": f"http://127.0.0.1:{dead.getsockname()[1]}/"},
+        {"name": "chat", "url": receiver.url, "payload": "slack",
+         "types": ["dev.driftline.retrain.started"]},
+    ]  # fmt: skip
+    saved = dict(operator.env_overrides)
+    operator.env_overrides.update(
+        DRIFTLINE_WEBHOOKS=json.dumps(webhooks),
+        DRIFTLINE_WEBHOOK_SECRET_OPS=secret,
+        DRIFTLINE_WEBHOOK_TIMEOUT_SECONDS="2",
+        DRIFTLINE_WEBHOOK_ATTEMPTS="3",
+    )
+    try:
+        operator.restart()
+        _, cronjob = start_policy(
+            models, mlflow_server, kubectl, api_client, namespace, "alerts", "income-alerts",
+            {"retrain": {"cooldown": "1h"}},
+        )  # fmt: skip
+        batch = kubernetes.client.BatchV1Api(api_client)
+        core = kubernetes.client.CoreV1Api(api_client)
+        run_drift_job(batch, core, namespace, cronjob, "alerts-1", BREACH)
+        started = time.monotonic()
+        wait_status(
+            api_client, namespace, "driftpolicies", "income-alerts",
+            lambda o: o.get("status", {}).get("lastRetrain", {}).get("state") == "Running",
+            15, "no training Job recorded after a breach",
+        )  # fmt: skip
+        # The dead receiver's 2 s timeouts and back-off did not hold the status up.
+        assert time.monotonic() - started < 5
+
+        def cloudevents() -> list[dict[str, Any]]:
+            return [
+                json.loads(body)
+                for headers, body in receiver.received
+                if headers["content-type"] == "application/cloudevents+json"
+            ]
+
+        wait_for(lambda: len(cloudevents()) >= 3, 20, "alerts not delivered (with one retry)")
+        types = [event["type"] for event in cloudevents()]
+        # The first POST got a 500 and was sent again: the drift alert arrives twice.
+        assert types[:2] == ["dev.driftline.drift.detected"] * 2
+        assert "dev.driftline.retrain.started" in types
+        for headers, body in receiver.received:
+            if headers["content-type"] != "application/cloudevents+json":
+                continue
+            expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            assert hmac.compare_digest(headers["x-driftline-signature"], expected)
+        drift = cloudevents()[0]
+        assert drift["specversion"] == "1.0" and drift["subject"] == "income-alerts"
+        assert drift["source"].endswith(f"/namespaces/{namespace}/driftpolicies/income-alerts")
+        assert drift["data"]["severity"] == "Warning"
+        # The chat receiver takes one type, as Slack text, unsigned (it has no secret).
+        slack = [(h, json.loads(b)) for h, b in receiver.received if "cloudevents" not in str(h)]
+        assert [body["text"].split("*")[1] for _, body in slack] == ["RetrainStarted"]
+        assert all("x-driftline-signature" not in headers for headers, _ in slack)
+
+        def deliveries() -> dict[tuple[str, str], float]:
+            return {
+                (s.labels["webhook"], s.labels["outcome"]): s.value
+                for family in text_string_to_metric_families(httpx.get(operator.metrics_url).text)
+                for s in family.samples
+                if s.name == "driftline_webhook_deliveries_total"
+            }
+
+        wait_for(lambda: deliveries().get(("dead-end", "failed"), 0) >= 1, 30, "dead not failed")
+        assert deliveries()[("ops", "delivered")] >= 2
+    finally:
+        operator.env_overrides.clear()
+        operator.env_overrides.update(saved)
+        operator.restart()
+        receiver.server.shutdown()
+        dead.close()

@@ -68,3 +68,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "driftline.postgresqlName" -}}
 {{- default (printf "%s-postgresql" (include "driftline.fullname" .)) .Values.postgresql.nameOverride }}
 {{- end }}
+
+{{/*
+The webhooks as the operator reads them (DRIFTLINE_WEBHOOKS): JSON, without the secretRefs,
+which become environment variables of their own.
+*/}}
+{{- define "driftline.webhooks" -}}
+{{- $out := list -}}
+{{- range . -}}
+{{- $out = append $out (omit . "secretRef") -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
