@@ -1,9 +1,13 @@
 """The whole Driftline loop on one machine, with the embedded defaults (run by `make demo`).
 
 train v1 -> champion; train v2 -> challenger; serve both behind the router at a 10% split;
-traffic from Adult, then from a shifted sub-population; the drift check finds it and names the
-features; retraining registers a new challenger; promote; roll back. Every process started here
-is stopped before the script exits. State lives in .driftline/demo (wiped at the start).
+traffic from Adult, then from a shifted sub-population, each followed a little later by the
+true labels of its requests (POST /feedback); realised performance per variant next to its
+estimate from the probabilities; the drift check finds the shift and names the features;
+retraining learns from the reference data plus the recent labelled traffic and scores itself
+against the champion on the newest, held-out part of it; the promotion rule decides on that
+paired comparison (no override); a promotion is rolled back. Every process started here is
+stopped before the script exits. State lives in .driftline/demo (wiped at the start).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ BIN = Path(sys.executable).parent
 HOME = REPO / ".driftline" / "demo"
 LOG_STORE = f"sqlite:///{HOME / 'inference_log.db'}"
 SPLIT_BPS = 1000
+# Labels arrive after the predictions (a real outcome takes days; here seconds).
+LABEL_DELAY_SECONDS = 3.0
+FEEDBACK_BATCH = 1000
 
 
 def main() -> int:
@@ -59,35 +66,40 @@ def main() -> int:
             "--split-file", str(split_file), ready="/health",
         )  # fmt: skip
 
-        adult = load_adult_rows()
-        normal = adult[:3000]
-        step("4. 3,000 requests from Adult through the router")
-        normal_counts = send(router, normal, "normal")
+        rows, labels = load_adult_rows()
+        normal = list(range(3000))
+        step("4. 3,000 requests from Adult through the router, their labels a moment later")
+        normal_counts = send(router, rows, normal, "normal")
         facts.append(("traffic from Adult", describe(normal_counts)))
         check = cli(env, "drift-check", "--log-store", LOG_STORE, "--last", "2500")
         facts.append(("drift check after it", verdict(check)))
+        post_labels(router, labels, normal, "normal")
+        performance = cli(env, "performance-check", "--log-store", LOG_STORE, "--lookback", "1h",
+                          "--min-labels", "100")  # fmt: skip
+        facts += performance_facts(performance)
 
-        step("5. 3,000 requests from a shifted sub-population: people under 30")
-        young = [r for r in adult if r["age"] < 30][:3000]
-        shifted_counts = send(router, young, "shifted")
+        step("5. 3,000 requests from a shifted sub-population (people under 30), then labels")
+        young = [i for i, row in enumerate(rows) if row["age"] < 30][:3000]
+        shifted_counts = send(router, rows, young, "shifted")
         facts.append(("traffic, people under 30", describe(shifted_counts)))
         check = cli(env, "drift-check", "--log-store", LOG_STORE, "--last", "2500")
         facts.append(("drift check after it", verdict(check)))
+        post_labels(router, labels, young, "shifted")
 
-        step("6. retrain because of the drift: a new challenger")
-        retrain = cli(env, "retrain-if-drifted", "--log-store", LOG_STORE, "--last", "2500")
-        retrained = f"version {retrain['version']} registered as challenger"
-        facts.append(("retrain-if-drifted", retrained if retrain["retrained"] else "no drift"))
+        step("6. retrain because of the drift, on Adult plus the recent labelled traffic")
+        retrain = cli(
+            env, "retrain-if-drifted", "--log-store", LOG_STORE, "--last", "2500",
+            "--recent-log-store", LOG_STORE, "--recent-lookback", "1h",
+        )  # fmt: skip
+        facts += retrain_facts(retrain)
 
-        step("7. promote the challenger (the rule first, then a manual override if it says no)")
+        step("7. promote: the rule decides on the paired comparison, no override")
         promoted = cli(env, "promote", check=False)
-        refusal = promoted.get("error")
-        if refusal is not None:
-            promoted = cli(env, "promote", "--force")
-        facts += promotion_facts(refusal, promoted)
-        step("8. roll back")
-        rolled = cli(env, "rollback")
-        facts.append(("rollback", moved(rolled)))
+        facts += promotion_facts(promoted)
+        if "error" not in promoted:
+            step("8. roll back")
+            rolled = cli(env, "rollback")
+            facts.append(("rollback", moved(rolled)))
     finally:
         for process in processes:
             process.terminate()
@@ -150,21 +162,21 @@ def serve(
     raise SystemExit(f"{args[0]} did not become ready; see {log.name}")
 
 
-def load_adult_rows() -> list[dict[str, Any]]:
-    """Adult rows (without the label), shuffled, as JSON-ready dicts."""
+def load_adult_rows() -> tuple[list[dict[str, Any]], list[int]]:
+    """Adult rows (without the label), shuffled, as JSON-ready dicts, and their true labels."""
     from driftline_cli.settings import CliSettings
     from driftline_training.adult import TARGET, load_adult
 
     frame = load_adult("auto", CliSettings().data_dir).sample(frac=1.0, random_state=11)
     rows: list[dict[str, Any]] = json.loads(frame.drop(columns=[TARGET]).to_json(orient="records"))
-    return rows
+    return rows, [int(label) for label in frame[TARGET]]
 
 
-def send(router: str, rows: list[dict[str, Any]], tag: str) -> Counter[str]:
-    """POST each row to the router with a request id; count the variants that answered."""
+def send(router: str, rows: list[dict[str, Any]], picked: list[int], tag: str) -> Counter[str]:
+    """POST each picked row to the router with a request id; count the variants that answered."""
     counts: Counter[str] = Counter()
-    for n, row in enumerate(rows):
-        body = json.dumps({"features": row, "request_id": f"{tag}-{n}"}).encode()
+    for n, index in enumerate(picked):
+        body = json.dumps({"features": rows[index], "request_id": f"{tag}-{n}"}).encode()
         request = urllib.request.Request(
             router + "/predict", body, {"content-type": "application/json"}
         )
@@ -172,6 +184,21 @@ def send(router: str, rows: list[dict[str, Any]], tag: str) -> Counter[str]:
             counts[json.loads(answer.read())["variant"]] += 1
     time.sleep(1.0)  # the servers flush their inference logs in the background
     return counts
+
+
+def post_labels(router: str, labels: list[int], picked: list[int], tag: str) -> None:
+    """The true labels of the requests ``send`` made, posted to the router after a delay."""
+    time.sleep(LABEL_DELAY_SECONDS)
+    items = [{"request_id": f"{tag}-{n}", "label": labels[i]} for n, i in enumerate(picked)]
+    for start in range(0, len(items), FEEDBACK_BATCH):
+        body = json.dumps({"labels": items[start : start + FEEDBACK_BATCH]}).encode()
+        request = urllib.request.Request(
+            router + "/feedback", body, {"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+    print(f"    {len(items)} labels posted {LABEL_DELAY_SECONDS:g} s after the traffic")
+    time.sleep(1.0)  # the feedback writer flushes in the background
 
 
 def trained(result: dict[str, Any]) -> str:
@@ -204,19 +231,67 @@ def moved(move: dict[str, Any]) -> str:
     return f"champion {move['previous_champion']} -> {move['champion']}"
 
 
-def promotion_facts(refusal: str | None, move: dict[str, Any]) -> list[tuple[str, str]]:
-    """The promotion lines: the rule's verdict in full, then the move and whether it was forced.
+def performance_facts(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Per version and variant: realised AUC with its interval next to the CBPE estimate."""
+    facts = []
+    for group in report["groups"]:
+        label = f"performance v{group['version']} {group['variant']}"
+        if group["realised"] is None:
+            facts.append((label, f"{group['labelled']} labels: not enough to measure"))
+            continue
+        auc = group["realised"]["roc_auc"]
+        facts.append((
+            label,
+            f"AUC-ROC {auc['value']:.4f} (95% {auc['low']:.4f} to {auc['high']:.4f}) on"
+            f" {group['labelled']} labelled requests; estimated from the probabilities alone"
+            f" {group['estimated_labelled']['roc_auc']:.4f}",
+        ))  # fmt: skip
+    return facts
 
-    ``refusal`` is the rule's error line from `driftline promote` (None when the rule accepted);
-    ``move`` is what the promotion that happened (forced after a refusal) reported.
+
+def retrain_facts(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the retraining learnt from and how it compared with the champion, paired."""
+    if not result["retrained"]:
+        return [("retrain-if-drifted", "no drift: nothing trained")]
+    facts = [("retrain-if-drifted", f"version {result['version']} registered as challenger")]
+    recent = result.get("recent") or {}
+    if "train_rows" in recent:
+        facts.append((
+            "trained on",
+            f"Adult plus {recent['train_rows']} recent labelled requests; the newest"
+            f" {recent['holdout_rows']} held out",
+        ))  # fmt: skip
+    comparison = result.get("comparison") or {}
+    for dataset, figures in (comparison.get("datasets") or {}).items():
+        auc = figures["metrics"]["roc_auc"]
+        facts.append((
+            f"vs champion, {dataset} rows",
+            f"AUC-ROC {auc['champion']:.4f} -> {auc['challenger']:.4f} on the same"
+            f" {figures['rows']} rows: {auc['difference']:+.4f} (95% {auc['low']:+.4f} to"
+            f" {auc['high']:+.4f})",
+        ))  # fmt: skip
+    return facts
+
+
+def promotion_facts(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The rule's verdict in full, whatever it is: the move with its comparison, or why not.
+
+    ``result`` is `driftline promote`'s JSON, or ``{"error": <its error line>}`` on refusal.
     """
-    if refusal is None:
-        return [("promote: the rule accepted", moved(move))]
-    reason = refusal.removeprefix("driftline: error: ")
-    return [
-        ("promote: the rule refused", reason),
-        ("promote --force", f"{moved(move)}: a manual override of the rule's refusal"),
-    ]
+    if "error" in result:
+        return [("promote: the rule refused", result["error"].removeprefix("driftline: error: "))]
+    compared = result.get("comparison")
+    detail = ""
+    if compared:
+        detail = (
+            f": {compared['metric']} {compared['champion']:.4f} -> {compared['challenger']:.4f}"
+        )
+        if compared.get("low") is not None:
+            detail += (
+                f", 95% {compared['low']:+.4f} to {compared['high']:+.4f} on"
+                f" {compared['rows']} {compared['dataset']} rows"
+            )
+    return [("promote: the rule accepted", moved(result) + detail)]
 
 
 def facts_table(facts: list[tuple[str, str]], width: int = 100) -> str:

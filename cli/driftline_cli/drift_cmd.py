@@ -275,9 +275,12 @@ def _retrain(args: argparse.Namespace, settings: CliSettings, outcome: CheckOutc
             alias=CHALLENGER,
             run_id=trained["run_id"],
             metrics=trained["metrics"],
+            recent=trained.get("recent"),
+            comparison=trained.get("comparison"),
         )
     if args.termination_log:
-        brief = {k: v for k, v in result.items() if k not in {"metrics", "report"}}
+        omitted = {"metrics", "report", "recent", "comparison"}
+        brief = {k: v for k, v in result.items() if k not in omitted}
         # Compact, like the summary's own JSON that RETRAIN_KEYS_BYTES was reserved beside.
         message = json.dumps(brief, sort_keys=True, separators=(",", ":"), default=str)
         if not write_termination_log(message, args.termination_log):

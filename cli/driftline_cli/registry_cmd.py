@@ -76,8 +76,7 @@ def _promote(registry: Any, name: str, args: argparse.Namespace) -> tuple[dict[s
     move = registry.promote(name, rule, version=args.version, force=args.force)
     text = f"{name}: champion {move.previous_champion or '-'} -> {move.champion}"
     if move.comparison is not None:
-        c = move.comparison
-        text += f" ({c.metric} {c.champion:.4f} -> {c.challenger:.4f}, {c.improvement:+.4f})"
+        text += f" ({move.comparison.describe()})"
     if move.note:
         text += f"; {move.note}"
     return asdict(move), text

@@ -51,6 +51,27 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--experiment", help="MLflow experiment (driftline-training)")
     parser.add_argument("--threads", type=int, default=2, help="XGBoost threads (2)")
+    recent = parser.add_argument_group(
+        "recent labelled traffic (the inference log joined with POST /feedback labels)"
+    )
+    recent.add_argument(
+        "--recent-log-store", help="also learn from the labelled requests in this inference log"
+    )
+    recent.add_argument(
+        "--recent-lookback", default="7d", help="requests served this long before now (7d)"
+    )
+    recent.add_argument(
+        "--recent-holdout",
+        type=float,
+        default=0.3,
+        help="newest share held out, never trained on; both models are compared on it (0.3)",
+    )
+    recent.add_argument(
+        "--recent-min-labels",
+        type=int,
+        default=200,
+        help="fewer labelled requests are not used (200)",
+    )
 
 
 def run(args: argparse.Namespace, settings: CliSettings) -> int:
@@ -95,11 +116,27 @@ def training_job(
     schema: Path | None,
 ) -> TrainJob | int:
     """The job described by the training arguments, or the exit code of a usage error."""
+    from driftline.durations import parse_duration
     from driftline_training.pipeline_run import TrainJob
+    from driftline_training.recent_data import RecentSource
     from driftline_training.training import TrainConfig
 
     if args.folds < 2:
         return fail("--folds must be at least 2", USAGE)
+    recent = None
+    if args.recent_log_store:
+        try:
+            lookback = parse_duration(args.recent_lookback).total_seconds()
+        except ValueError as exc:
+            return fail(f"--recent-lookback: {exc}", USAGE)
+        if not 0 < args.recent_holdout < 1 or args.recent_min_labels < 2:
+            return fail(
+                "--recent-holdout must be between 0 and 1 and --recent-min-labels at least 2",
+                USAGE,
+            )
+        recent = RecentSource(
+            args.recent_log_store, lookback, args.recent_holdout, args.recent_min_labels
+        )
     if args.target_precision is not None and not 0 < args.target_precision < 1:
         return fail("--target-precision must be between 0 and 1", USAGE)
     config = TrainConfig(
@@ -118,6 +155,7 @@ def training_job(
         register=register,
         alias=alias,
         schema=schema,
+        recent=recent,
     )
 
 
@@ -160,6 +198,23 @@ def _summary(result: dict[str, Any]) -> str:
         f"CV    AUC-ROC {cv['mean']:.4f} ± {cv['std']:.4f}   trees {result['rounds']}"
         f"   ONNX parity {result['onnx_max_abs_diff']:.1e}",
     ]
+    recent = result.get("recent")
+    if recent is not None:
+        lines.append(
+            f"recent {recent.get('train_rows', 0)} labelled requests trained on,"
+            f" {recent.get('holdout_rows', 0)} held out"
+            + (f" ({recent['note']})" if "note" in recent else "")
+        )
+    comparison = result.get("comparison")
+    if comparison is not None:
+        for dataset, figures in comparison["datasets"].items():
+            auc = figures["metrics"].get("roc_auc")
+            if auc is not None:
+                lines.append(
+                    f"vs champion {comparison['champion']} on {figures['rows']} {dataset} rows:"
+                    f" AUC-ROC {auc['champion']:.4f} -> {auc['challenger']:.4f}"
+                    f" ({auc['difference']:+.4f}, 95% {auc['low']:+.4f} to {auc['high']:+.4f})"
+                )
     if result["version"]:
         alias = f" as {result['alias']}" if result["alias"] else ""
         lines.append(f"registered {result['model_uri']}{alias}")

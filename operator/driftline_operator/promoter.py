@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from driftline import exit_codes
 from driftline.api.v1alpha1 import Promotion
+from driftline.promotion import Comparison
 from driftline_operator.mlflow_rest import MlflowUnavailableError
 
 
@@ -24,10 +25,12 @@ class PromotionRefusedError(Exception):
 
 @dataclass(frozen=True)
 class Promoted:
-    """What moved: champion before and after."""
+    """What moved: champion before and after, and the comparison that allowed it."""
 
     previous: str | None
     champion: str
+    # Both scores, the improvement and, when paired, its interval: one line.
+    comparison: str | None = None
 
 
 def promote(
@@ -68,4 +71,9 @@ def promote(
     if done.returncode != 0:
         raise PromotionRefusedError(message)
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return Promoted(result.get("previous_champion"), str(result.get("champion", version)))
+    compared = result.get("comparison")
+    return Promoted(
+        result.get("previous_champion"),
+        str(result.get("champion", version)),
+        Comparison(**compared).describe() if compared else None,
+    )

@@ -111,7 +111,9 @@ class PromotionFlow:
         except promoter.PromotionRefusedError as exc:
             self._record("Failed", str(exc), aliases)
             return aliases, str(exc)
-        self._record("Promoted", why, aliases, warn=False)
+        # The comparison (both scores, and the paired interval) goes to status and the Event.
+        self._record("Promoted", f"{why}; {moved.comparison}" if moved.comparison else why,
+                     aliases, warn=False)  # fmt: skip
         return Aliases(moved.champion, None), None
 
     def _record(

@@ -355,6 +355,45 @@ def read_labelled(
     return Labelled(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
 
 
+@dataclass(frozen=True)
+class LabelledRequest:
+    """One served request with its label: what retraining on recent traffic learns from."""
+
+    request_id: str
+    ts: float
+    features: dict[str, Any]
+    label: int
+
+
+def read_labelled_requests(
+    engine: sa.Engine, model: str, *, since: float, until: float
+) -> list[LabelledRequest]:
+    """Labelled requests of ``model`` served in ``[since, until)``, oldest first, one per id.
+
+    A request answered twice (a shadow copy beside the champion's answer, or a client's
+    retry) has one features object and one label: it is returned once, at its first serving.
+    """
+    log, feedback = INFERENCE_LOG, FEEDBACK
+    same_request = sa.and_(
+        feedback.c.model == log.c.model, feedback.c.request_id == log.c.request_id
+    )
+    query = (
+        sa.select(log.c.request_id, log.c.ts, log.c.features, feedback.c.label)
+        .select_from(log.join(feedback, same_request))
+        .where(log.c.model == model, log.c.ts >= since, log.c.ts < until)
+        .order_by(log.c.ts, log.c.id)
+    )
+    seen: set[str] = set()
+    out = []
+    with engine.connect() as connection:
+        for request_id, ts, features, label in connection.execute(query):
+            if request_id in seen:
+                continue
+            seen.add(request_id)
+            out.append(LabelledRequest(request_id, ts, json.loads(features), int(label)))
+    return out
+
+
 def count_rows(engine: sa.Engine, model: str | None = None) -> int:
     """Number of logged predictions (of one model, when given)."""
     query = sa.select(sa.func.count()).select_from(INFERENCE_LOG)

@@ -21,6 +21,7 @@ holds.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,6 +138,88 @@ def delong_auc(label: np.ndarray, probability: np.ndarray, confidence: float = 0
     return Interval(auc, max(0.0, auc - half), min(1.0, auc + half))
 
 
+def paired_differences(
+    label: np.ndarray,
+    first: tuple[np.ndarray, np.ndarray],
+    second: tuple[np.ndarray, np.ndarray],
+    metrics: Sequence[str],
+    *,
+    confidence: float = 0.95,
+    replicates: int = 200,
+    seed: int = 0,
+) -> dict[str, tuple[float, float, Interval]]:
+    """Two models on the same labelled rows: per metric, each one's value and ``second - first``.
+
+    ``first`` and ``second`` are (probability, prediction) columns. The difference's interval
+    is DeLong's for correlated ROC curves for ``roc_auc`` (DeLong, DeLong and Clarke-Pearson
+    1988: the covariance of the two AUCs from the same placement values), else the percentile
+    interval of a paired Poisson bootstrap (one weight vector per replicate for both models).
+    A metric undefined on the rows (one class, no positive prediction) is left out. Raises
+    ValueError on mismatched columns or an unknown metric.
+    """
+    unknown = sorted(set(metrics) - {"roc_auc", *REALISED})
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}")
+    y = np.asarray(label, dtype=np.int8)
+    (p1, yhat1), (p2, yhat2) = first, second
+    one = _Ordered(*_columns(y, p1, yhat1))
+    two = _Ordered(*_columns(y, p2, yhat2))
+    out: dict[str, tuple[float, float, Interval]] = {}
+    if "roc_auc" in metrics and 2 <= int(y.sum()) <= len(y) - 2:
+        out["roc_auc"] = _delong_paired(
+            y, one.p[np.argsort(one.order)], two.p[np.argsort(two.order)], confidence
+        )
+    names = [m for m in metrics if m != "roc_auc"]
+    ones = np.ones(len(y))
+    a, b = one.metrics(ones), two.metrics(ones)
+    names = [m for m in names if a[m] is not None and b[m] is not None]
+    if not names:
+        return out
+    rng = np.random.default_rng(seed)
+    draws = np.full((replicates, len(names)), np.nan)
+    for r in range(replicates):
+        w = rng.poisson(1.0, len(y)).astype(np.float64)
+        x, z = one.metrics(w), two.metrics(w)
+        for i, name in enumerate(names):
+            left, right = x[name], z[name]
+            if left is not None and right is not None:
+                draws[r, i] = right - left
+    tail = (1.0 - confidence) / 2.0
+    lows = np.nanquantile(draws, tail, axis=0)
+    highs = np.nanquantile(draws, 1.0 - tail, axis=0)
+    for i, name in enumerate(names):
+        first_value, second_value = float(a[name] or 0.0), float(b[name] or 0.0)
+        out[name] = (
+            first_value,
+            second_value,
+            Interval(second_value - first_value, float(lows[i]), float(highs[i])),
+        )
+    return out
+
+
+def _delong_paired(
+    y: np.ndarray, p1: np.ndarray, p2: np.ndarray, confidence: float
+) -> tuple[float, float, Interval]:
+    from scipy import stats
+
+    m, n = int((y == 1).sum()), int((y == 0).sum())
+    v10, v01 = [], []
+    for p in (p1, p2):
+        positives, negatives = p[y == 1], p[y == 0]
+        combined = stats.rankdata(np.concatenate([positives, negatives]))
+        v10.append((combined[:m] - stats.rankdata(positives)) / n)
+        v01.append(1.0 - (combined[m:] - stats.rankdata(negatives)) / m)
+    first, second = float(v10[0].mean()), float(v10[1].mean())
+    # Var(A2 - A1) from the 2x2 covariances of the structural components.
+    s10, s01 = np.cov(np.vstack(v10)), np.cov(np.vstack(v01))
+    variance = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (
+        s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]
+    ) / n
+    half = float(stats.norm.ppf(0.5 + confidence / 2.0)) * float(np.sqrt(max(variance, 0.0)))
+    difference = second - first
+    return first, second, Interval(difference, difference - half, difference + half)
+
+
 def estimated(probability: np.ndarray, prediction: np.ndarray) -> dict[str, float | None]:
     """CBPE figures of served rows (no labels): each of ``ESTIMATED``; None on no rows."""
     p = np.asarray(probability, dtype=np.float64)
@@ -176,10 +259,15 @@ def delay_quantiles(delays: np.ndarray) -> dict[str, float | None]:
 
 
 class _Ordered:
-    """Labelled rows sorted once by descending probability; ``metrics`` weighs them."""
+    """Labelled rows sorted once by descending probability; ``metrics`` weighs them.
+
+    Weights are given in the rows' original order, so two models' ``_Ordered`` of the same
+    rows take the same weight vector (a paired bootstrap).
+    """
 
     def __init__(self, y: np.ndarray, p: np.ndarray, yhat: np.ndarray) -> None:
         order = np.argsort(-p, kind="stable")
+        self.order = order
         self.y = y[order].astype(np.float64)
         self.p = p[order]
         self.yhat = yhat[order].astype(np.float64)
@@ -192,7 +280,8 @@ class _Ordered:
         self.bins = np.minimum((self.p * ECE_BINS).astype(np.int64), ECE_BINS - 1)
         self.gap = self.y - self.p
 
-    def metrics(self, w: np.ndarray) -> dict[str, float | None]:
+    def metrics(self, weights: np.ndarray) -> dict[str, float | None]:
+        w = weights[self.order]
         total = w.sum()
         if total == 0:
             return dict.fromkeys(REALISED)

@@ -21,8 +21,14 @@ from driftline.champion_claim import (
     ClaimExpiredError,
     claim_generation,
 )
-from driftline.promotion import Comparison, ComparisonRule, compare
-from driftline.registry_conventions import CHALLENGER, CHAMPION, METRIC_PREFIX
+from driftline.promotion import Comparison, ComparisonRule, compare, compare_paired
+from driftline.registry_conventions import (
+    CHALLENGER,
+    CHAMPION,
+    METRIC_PREFIX,
+    PAIRED_CHAMPION_TAG,
+    PAIRED_DATASETS,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -174,7 +180,7 @@ class ModelRegistry:
         if champion is None:
             note = f"no champion to compare with: the {rule.metric} rule was not applied"
             return self._move_champion(name, candidate, None, note=note)
-        comparison = compare(
+        comparison = self._paired(name, candidate, champion, rule) or compare(
             rule,
             self.metric(name, champion, rule.metric),
             self.metric(name, candidate, rule.metric),
@@ -182,13 +188,44 @@ class ModelRegistry:
         refusal = (
             f"version {candidate} does not beat champion {champion} on {rule.metric}:"
             f" {comparison.challenger:.4f} vs {comparison.champion:.4f}"
-            f" (improvement {comparison.improvement:+.4f} < {rule.min_delta})"
         )
+        if comparison.low is None:
+            refusal += f" (improvement {comparison.improvement:+.4f} < {rule.min_delta})"
+        else:
+            refusal += (
+                f" paired on {comparison.rows} {comparison.dataset} rows (improvement"
+                f" {comparison.improvement:+.4f}, 95% interval {comparison.low:+.4f} to"
+                f" {comparison.high:+.4f}: lower bound not above {rule.min_delta})"
+            )
         if comparison.challenger_wins:
             return self._move_champion(name, candidate, comparison)
         if not force:
             raise PromotionRejectedError(refusal)
         return self._move_champion(name, candidate, comparison, note=f"forced: {refusal}")
+
+    def _paired(
+        self, name: str, candidate: str, champion: str, rule: ComparisonRule
+    ) -> Comparison | None:
+        """The candidate's paired comparison with ``champion`` on ``rule.metric``, or None.
+
+        Only a comparison its training run measured against that very version counts; the
+        recent holdout is preferred to the test split.
+        """
+        metrics, tags = self.run_data(name, candidate)
+        if tags.get(PAIRED_CHAMPION_TAG) != champion:
+            return None
+        for dataset in PAIRED_DATASETS:
+            key = f"paired_{dataset}_{rule.metric}"
+            if f"{key}_low" in metrics:
+                return compare_paired(
+                    rule,
+                    metrics[f"{key}_champion"],
+                    metrics[f"{key}_challenger"],
+                    (metrics[f"{key}_low"], metrics[f"{key}_high"]),
+                    dataset,
+                    int(metrics[f"paired_{dataset}_rows"]),
+                )
+        return None
 
     def rollback(self, name: str) -> AliasMove:
         """Move ``champion`` back to the version that held it before the current one."""
@@ -214,14 +251,19 @@ class ModelRegistry:
 
     def metric(self, name: str, version: str, metric: str) -> float:
         """A test metric of the run that produced a version."""
+        metrics, _ = self.run_data(name, version)
+        key = METRIC_PREFIX + metric
+        if key not in metrics:
+            raise RegistryError(f"the run of version {version} has no metric {key!r}")
+        return float(metrics[key])
+
+    def run_data(self, name: str, version: str) -> tuple[dict[str, float], dict[str, str]]:
+        """The metrics and tags of the run that produced a version."""
         run_id = self._version(name, version).run_id
         if not run_id:
             raise RegistryError(f"version {version} of {name!r} has no training run")
-        metrics = self._client.get_run(run_id).data.metrics
-        key = METRIC_PREFIX + metric
-        if key not in metrics:
-            raise RegistryError(f"run {run_id} of version {version} has no metric {key!r}")
-        return float(metrics[key])
+        data = self._client.get_run(run_id).data
+        return dict(data.metrics), dict(data.tags)
 
     def artifact_text(self, name: str, version: str, path: str) -> str:
         """A text artifact of the run that produced a version (for example its schema)."""

@@ -18,3 +18,9 @@ METRIC_PREFIX = "test_"
 # Set on a model version whose rollout was aborted (the value says why): the operator does not
 # roll that version out again until `driftline retry` removes the tag.
 REJECTED_TAG = "driftline.rejected"
+# A training run that scored the champion and itself on the same rows tags the champion version
+# it compared with, and logs ``paired_<dataset>_<metric>_<champion|challenger|difference|low|
+# high>`` and ``paired_<dataset>_rows``. Datasets in the order promotion prefers them: the
+# recent labelled holdout, then the reference's test split.
+PAIRED_CHAMPION_TAG = "driftline.paired_champion"
+PAIRED_DATASETS = ("recent", "test")

@@ -8,9 +8,11 @@ import threading
 from pathlib import Path
 
 import httpx
+import mlflow
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from mlflow import MlflowClient
 from sklearn import metrics
 
 from driftline.inference_log import FEEDBACK, count_rows, engine_for
@@ -76,6 +78,25 @@ def _feedback(store: str) -> pd.DataFrame:
         frame = pd.read_sql(sa.select(FEEDBACK), connection)
     engine.dispose()
     return frame
+
+
+@pytest.fixture(scope="module")
+def all_labelled(served, answered: pd.DataFrame, store: str) -> list[dict]:
+    """Every one of the 300 requests given its true label (once more), written."""
+    router, _ = served
+    labels = _labels(answered, slice(0, 300))
+    assert httpx.post(router.url + "/feedback", json={"labels": labels}).status_code == 202
+    wait_for(
+        lambda: len(_feedback(store)) == 300 and _labels_match(store, labels),
+        30,
+        "labels not written",
+    )
+    return labels
+
+
+def _labels_match(store: str, labels: list[dict]) -> bool:
+    table = _feedback(store).set_index("request_id")["label"]
+    return all(table.get(item["request_id"]) == item["label"] for item in labels)
 
 
 def _labels(answered: pd.DataFrame, rows: slice) -> list[dict]:
@@ -177,13 +198,10 @@ def test_feedback_does_not_count_as_prediction_traffic(served, answered) -> None
     assert after == before
 
 
+@pytest.mark.usefixtures("all_labelled")
 def test_performance_check_equals_scikit_learn_on_the_joined_rows(
-    served, answered, store, driftline_module
+    answered, store, driftline_module
 ) -> None:
-    router, _ = served
-    labels = _labels(answered, slice(0, 300))
-    assert httpx.post(router.url + "/feedback", json={"labels": labels}).status_code == 202
-    wait_for(lambda: len(_feedback(store)) == 300, 30, "labels not written")
     result = driftline_module(
         "performance-check", "--log-store", store, "--min-labels", "100", "--json"
     )
@@ -253,13 +271,10 @@ def test_store_down_gives_503_to_retry_on(start_server) -> None:
         store.remove()
 
 
+@pytest.mark.usefixtures("all_labelled")
 def test_true_labels_pass_the_performance_rule(
-    served, answered, store, driftline_module, tmp_path: Path
+    answered, store, driftline_module, tmp_path: Path
 ) -> None:
-    router, _ = served
-    labels = _labels(answered, slice(0, 300))
-    assert httpx.post(router.url + "/feedback", json={"labels": labels}).status_code == 202
-    wait_for(lambda: len(_feedback(store)) == 300, 30, "labels not written")
     rule = '{"floor": 0.8, "maxDrop": 0.1, "minLabels": 200, "lookbackSeconds": 3600}'
     result = driftline_module(
         "drift-check", "--log-store", store, "--lookback", "1h", "--performance", rule,
@@ -308,3 +323,47 @@ def test_a_label_flipped_window_breaches_the_performance_rule(
     assert files.code == 2 and "--performance needs live mode" in files.stderr
     bad = driftline_module("drift-check", "--log-store", store, "--performance", '{"metric": "f1"}')
     assert bad.code == 2 and "floor, maxDrop" in bad.stderr
+
+
+def test_retraining_on_recent_labels_holds_the_newest_out_and_promotion_pairs(
+    all_labelled, answered, store, driftline_module, mlflow_server
+) -> None:
+    labels = all_labelled
+    result = driftline_module(
+        "train", "--no-register", "--folds", "2", "--recent-log-store", store,
+        "--recent-lookback", "1h", "--recent-holdout", "0.3", "--recent-min-labels", "100",
+        "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    trained = result.json
+    assert (trained["recent"]["train_rows"], trained["recent"]["holdout_rows"]) == (210, 90)
+    comparison = trained["comparison"]["datasets"]
+    assert comparison["recent"]["rows"] == 90
+    auc = comparison["recent"]["metrics"]["roc_auc"]
+    assert auc["low"] <= auc["difference"] <= auc["high"]
+    assert comparison["test"]["rows"] > 9000
+
+    run = trained["run_id"]
+    client = MlflowClient(mlflow_server.uri)
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    document = json.loads(mlflow.artifacts.load_text(f"runs:/{run}/driftline/recent_data.json"))
+    train_ids, holdout_ids = document["train_request_ids"], document["holdout_request_ids"]
+    assert not set(train_ids) & set(holdout_ids)
+    assert set(train_ids) | set(holdout_ids) == {label["request_id"] for label in labels}
+    # The holdout is the newest traffic: every held-out request was served after every
+    # trained-on one (ids served in one batch share a time; the log keeps their order).
+    served_order = list(answered["request_id"])
+    assert max(served_order.index(i) for i in train_ids) < min(
+        served_order.index(i) for i in holdout_ids
+    )
+    data = client.get_run(run).data
+    assert data.params["rows_recent_train"] == "210"
+    assert data.tags["driftline.paired_champion"] == trained["comparison"]["champion"]
+
+    registered = driftline_module("register", MODEL, "--run-id", run, "--json")
+    assert registered.code == 0, registered.stderr
+    refused = driftline_module(
+        "promote", MODEL, "--version", registered.json["version"], "--min-delta", "0.5"
+    )
+    assert refused.code != 0
+    assert "paired on 90 recent rows" in refused.stderr and "95% interval" in refused.stderr

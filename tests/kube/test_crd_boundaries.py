@@ -403,6 +403,14 @@ BOUNDARIES: tuple[Boundary, ...] = (
         "DriftPolicy", "spec.performance.lookback", _LOOKBACK_OK, ("0h", "0s", *_DURATION_BAD)
     ),
     Boundary("DriftPolicy", "spec.performance.minLabels", (1, 10**9), (0, -1)),
+    Boundary(
+        "DriftPolicy",
+        "spec.retrain.data.recentLookback",
+        _LOOKBACK_OK,
+        ("0h", "0s", *_DURATION_BAD),
+    ),
+    Boundary("DriftPolicy", "spec.retrain.data.holdoutFraction", (1e-9, 0.3, 0.999), (0, 1, -1)),
+    Boundary("DriftPolicy", "spec.retrain.data.minLabels", (2, 10**9), (1, 0)),
     Boundary("DriftPolicy", "spec.retrain.cooldown", ("0s", "0d", *_LOOKBACK_OK), _DURATION_BAD),
     Boundary("DriftPolicy", "spec.retrain.image", *_IMAGE),
     Boundary("DriftPolicy", "spec.retrain.activeDeadlineSeconds", (60, 10**9), (59, 0)),
@@ -625,7 +633,11 @@ MINIMAL: dict[str, dict[str, Any]] = {
         "analysis": {"prometheus": {"url": "http://p"}},
         "logging": {"storeRef": {"secretName": "s"}},
     },
-    "DriftPolicy": {"modelDeploymentRef": {"name": "m"}, "performance": {"maxDrop": 0.05}},
+    "DriftPolicy": {
+        "modelDeploymentRef": {"name": "m"},
+        "performance": {"maxDrop": 0.05},
+        "retrain": {"data": {}},
+    },
 }
 
 

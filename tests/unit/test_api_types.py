@@ -60,7 +60,8 @@ def test_generated_schema_is_structural(resource: ResourceKind) -> None:
             "serving": {"autoscaling": {}}, "logging": {"storeRef": {"secretName": "s"}},
             "rollout": {"steps": [{"challengerPercent": 10}]},
         }),
-        (DriftPolicySpec, {"modelDeploymentRef": {"name": "m"}, "performance": {"floor": 0.8}}),
+        (DriftPolicySpec, {"modelDeploymentRef": {"name": "m"}, "performance": {"floor": 0.8},
+                           "retrain": {"data": {}}}),
     ],
 )  # fmt: skip
 def test_every_schema_default_is_the_models(model: type[ApiModel], minimal: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -193,6 +194,20 @@ def test_training_job_is_named_after_its_trigger() -> None:
         "--termination-log", "/dev/termination-log", "--folds", "2",
     ]  # fmt: skip
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "trainer:1"
+
+
+def test_training_job_learns_from_recent_traffic_when_asked() -> None:
+    policy = copy.deepcopy(DP)
+    policy["spec"]["retrain"]["data"] = {"recentLookback": "2d", "holdoutFraction": 0.25}
+    job = build_training_job(specs.drift_policy(policy), MD_SPEC, "t", SETTINGS)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[args.index("--recent-log-store") :][:8] == [
+        "--recent-log-store", "$(DRIFTLINE_LOG_STORE)", "--recent-lookback", "2d",
+        "--recent-holdout", "0.25", "--recent-min-labels", "200",
+    ]  # fmt: skip
+    store = next(e for e in container["env"] if e["name"] == "DRIFTLINE_LOG_STORE")
+    assert store["valueFrom"]["secretKeyRef"]["name"]
 
 
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "crds").glob("*.yaml")), ids=lambda p: p.name)

@@ -9,7 +9,14 @@ from sklearn import metrics
 
 from driftline import performance
 from driftline.job_contracts import PerformanceRule
-from driftline.performance import assess, delong_auc, estimated, judge, realised
+from driftline.performance import (
+    assess,
+    delong_auc,
+    estimated,
+    judge,
+    paired_differences,
+    realised,
+)
 
 
 def _calibrated(n: int, seed: int, threshold: float = 0.4):
@@ -184,3 +191,32 @@ def test_judge_flipped_labels_breach_and_few_labels_are_insufficient() -> None:
     assert (few.status, few.breached, few.labelled) == ("insufficient_labels", None, 150)
     absent = judge(_groups(), rule, "4", None)
     assert absent.status == "insufficient_labels" and "version 4" in absent.reason
+
+
+def test_paired_differences_of_a_model_with_itself_are_exactly_zero() -> None:
+    y, p, yhat = _calibrated(3000, seed=9)
+    paired = paired_differences(y, (p, yhat), (p, yhat), ["roc_auc", "accuracy", "f1"])
+    for name, (first, second, interval) in paired.items():
+        assert first == second, name
+        assert (interval.value, interval.low, interval.high) == (0.0, 0.0, 0.0), name
+
+
+def test_paired_auc_interval_finds_a_better_model_and_matches_scikit_learn() -> None:
+    rng = np.random.default_rng(10)
+    y = (rng.random(4000) < 0.3).astype(np.int8)
+    shared = rng.normal(size=4000)
+    weak = 1 / (1 + np.exp(-(0.8 * y + shared + rng.normal(scale=0.5, size=4000))))
+    strong = 1 / (1 + np.exp(-(1.2 * y + shared + rng.normal(scale=0.5, size=4000))))
+    paired = paired_differences(
+        y, (weak, (weak > 0.6).astype(np.int8)), (strong, (strong > 0.6).astype(np.int8)),
+        ["roc_auc", "accuracy"],
+    )  # fmt: skip
+    first, second, interval = paired["roc_auc"]
+    assert first == pytest.approx(metrics.roc_auc_score(y, weak))
+    assert second == pytest.approx(metrics.roc_auc_score(y, strong))
+    assert interval.value == pytest.approx(second - first)
+    assert 0 < interval.low < interval.value < interval.high
+    # Pairing removes the shared noise: the interval is narrower than the unpaired one.
+    unpaired = delong_auc(y, weak)
+    assert interval.high - interval.low < unpaired.high - unpaired.low
+    assert paired["accuracy"][2].low < paired["accuracy"][2].value < paired["accuracy"][2].high

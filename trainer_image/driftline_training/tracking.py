@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -15,11 +16,13 @@ import mlflow
 import mlflow.sklearn
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 
 from driftline.artifacts import ARTIFACT_DIR, MLFLOW_MODEL
-from driftline.registry_conventions import METRIC_PREFIX
+from driftline.registry_conventions import METRIC_PREFIX, PAIRED_CHAMPION_TAG
 from driftline.schema import FeatureKind
 from driftline.tracking import TrackingTarget
+from driftline_training.recent_data import RecentData
 from driftline_training.training import TrainConfig, TrainedModel
 
 # skops refuses to load types it does not know; these are the ones our pipeline adds.
@@ -187,3 +190,52 @@ def _package_version(name: str) -> str:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def log_paired(
+    target: TrackingTarget,
+    run_id: str,
+    champion: str | None,
+    comparison: dict[str, dict[str, Any]],
+    recent: RecentData | None,
+) -> None:
+    """Add the paired comparison and the recent data's lineage to a finished training run.
+
+    Metrics ``paired_<dataset>_<metric>_<champion|challenger|difference|low|high>`` and
+    ``paired_<dataset>_rows``, the tag naming the champion version compared with (promotion
+    uses the comparison only while that version is champion), and the artifacts
+    ``comparison.json`` and ``recent_data.json`` (the window, row counts, and the request ids
+    trained on and held out).
+    """
+    client = MlflowClient(target.uri)
+    now = int(time.time() * 1000)
+    metrics = []
+    for dataset, result in comparison.items():
+        metrics.append(Metric(f"paired_{dataset}_rows", float(result["rows"]), now, 0))
+        for metric, figures in result["metrics"].items():
+            metrics.extend(
+                Metric(f"paired_{dataset}_{metric}_{name}", float(value), now, 0)
+                for name, value in figures.items()
+            )
+    params = []
+    if recent is not None:
+        params = [
+            Param(f"recent_{key}", str(value))
+            for key, value in recent.lineage.items()
+            if key != "log_store"
+        ]
+    client.log_batch(run_id, metrics=metrics, params=params)
+    if comparison and champion is not None:
+        client.set_tag(run_id, PAIRED_CHAMPION_TAG, champion)
+        client.log_text(
+            run_id,
+            json.dumps({"champion": champion, "datasets": comparison}, indent=2),
+            f"{ARTIFACT_DIR}/comparison.json",
+        )
+    if recent is not None:
+        document = {
+            **recent.lineage,
+            "train_request_ids": recent.train_ids,
+            "holdout_request_ids": recent.holdout_ids,
+        }
+        client.log_text(run_id, json.dumps(document), f"{ARTIFACT_DIR}/recent_data.json")

@@ -74,6 +74,9 @@ class TrainedModel:
     baseline: Baseline
     data_sha256: str
     rows: dict[str, int]
+    # The reference's test split as typed for training (target included): the rows a paired
+    # comparison with the champion scores both models on.
+    test: pd.DataFrame
 
 
 def split(frame: pd.DataFrame, target: str, config: TrainConfig) -> Splits:
@@ -114,22 +117,38 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
 
 
 def train_model(
-    frame: pd.DataFrame, target: str, config: TrainConfig, contract: FeatureSchema | None
+    frame: pd.DataFrame,
+    target: str,
+    config: TrainConfig,
+    contract: FeatureSchema | None,
+    extra_train: pd.DataFrame | None = None,
 ) -> TrainedModel:
     """Validate the data, then fit and evaluate the model; raises a ``TrainingError`` subclass.
 
     ``contract`` is the schema the data must meet (for example the current champion's); the
-    schema stored with the new model is derived from the training split.
+    schema stored with the new model is derived from the training split. ``extra_train``
+    (recent labelled traffic, validated like ``frame``) joins the training split only: the
+    validation and test splits are ``frame``'s, as a champion trained on ``frame`` with the
+    same seed had them.
     """
+    extra = extra_train if extra_train is not None else frame.iloc[:0]
     if contract is not None:
-        report = validate_frame(frame, contract.model_copy(update={"target": target}))
+        both = pd.concat([frame, extra], ignore_index=True)
+        report = validate_frame(both, contract.model_copy(update={"target": target}))
         if not report.ok:
             raise DataValidationError(report.render())
         # The contract, not the reader's dtype guess, says what each column holds.
-        typed = {spec.name: coerce_column(frame[spec.name], spec) for spec in contract.features}
-        frame = frame.assign(**typed)
+        frame, extra = (
+            part.assign(
+                **{spec.name: coerce_column(part[spec.name], spec) for spec in contract.features}
+            )
+            for part in (frame, extra)
+        )
     kinds = {spec.name: spec.kind for spec in contract.features} if contract else None
     splits = split(frame, target, config)
+    if len(extra):
+        train = pd.concat([splits.train, extra], ignore_index=True)
+        splits = Splits(train, splits.validation, splits.test)
     try:
         schema = derive_schema(splits.train, target, kinds=kinds)
         x_train, x_val, x_test = (
@@ -181,8 +200,14 @@ def train_model(
             sample_size=config.baseline_sample,
             seed=config.seed,
         ),
-        data_sha256=data_fingerprint(frame),
-        rows={"train": len(splits.train), "validation": len(y_val), "test": len(y_test)},
+        data_sha256=data_fingerprint(pd.concat([frame, extra], ignore_index=True)),
+        rows={
+            "train": len(splits.train),
+            "validation": len(y_val),
+            "test": len(y_test),
+            "recent_train": len(extra),
+        },
+        test=splits.test,
     )
 
 

@@ -117,6 +117,20 @@ def build_training_job(
         **drift_labels(policy, names.COMPONENT_TRAIN),
         names.LABEL_TRIGGER: trigger[:MAX_JOB_NAME],
     }
+    recent = []
+    logging = md_spec.logging
+    if retrain.data is not None and logging is not None and logging.store_ref is not None:
+        recent = [
+            # The kubelet expands $(VAR) from the container's env: the URL stays in the Secret.
+            "--recent-log-store",
+            "$(DRIFTLINE_LOG_STORE)",
+            "--recent-lookback",
+            retrain.data.recent_lookback,
+            "--recent-holdout",
+            str(retrain.data.holdout_fraction),
+            "--recent-min-labels",
+            str(retrain.data.min_labels),
+        ]
     args = [
         "train",
         "--register",
@@ -126,6 +140,7 @@ def build_training_job(
         "--json",
         "--termination-log",
         TERMINATION_LOG,
+        *recent,
         *retrain.args,
     ]
     container = _container(

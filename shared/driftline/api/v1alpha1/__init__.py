@@ -15,6 +15,7 @@ from driftline.api.v1alpha1.drift_policy_types import (
     ModelDeploymentRef,
     Performance,
     Retrain,
+    RetrainData,
     Thresholds,
     Window,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "PromotionDecision",
     "PromotionStatus",
     "Retrain",
+    "RetrainData",
     "Rollout",
     "RolloutStatus",
     "RolloutStep",

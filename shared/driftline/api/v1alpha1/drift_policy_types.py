@@ -124,6 +124,26 @@ class Performance(ApiModel):
         )
 
 
+class RetrainData(ApiModel):
+    """Recent labelled traffic the training Job learns from, besides its reference data.
+
+    The labelled requests (inference log joined with POST /feedback labels) served within
+    ``recentLookback``: the newest ``holdoutFraction`` is held out, never trained on, and both
+    the champion and the new model are scored on it (and on the reference's test split); the
+    paired difference with its 95% interval is what promotion then judges.
+    """
+
+    recent_lookback: str = Field(
+        "7d", pattern=LOOKBACK, description="Requests served this long before the training."
+    )
+    holdout_fraction: float = Field(
+        0.3, gt=0, lt=1, description="Newest share held out from training, for the comparison."
+    )
+    min_labels: int = Field(
+        200, ge=2, description="Fewer labelled requests are not used (reference data only)."
+    )
+
+
 class Retrain(ApiModel):
     """Retraining on a breach."""
 
@@ -145,6 +165,11 @@ class Retrain(ApiModel):
             "default": [],
             "items": {"type": "string", "description": "One argument."},
         },
+    )
+    data: RetrainData | None = Field(
+        None,
+        description="Also learn from recent labelled traffic (needs the ModelDeployment's"
+        " logging.storeRef); unset: the reference data only.",
     )
     active_deadline_seconds: int = Field(3600, ge=60, description="Training Job time limit.")
     resources: ResourceRequirements = resources_field(
