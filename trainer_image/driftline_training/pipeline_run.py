@@ -61,7 +61,11 @@ def train_and_register(
     extra = recent.train if recent is not None else None
     trained = train_model(frame, job.target, job.config, contract, extra)
     logged = log_training(trained, job.config, tracking, job.experiment, job.data)
-    champion = registry.alias_version(job.model_name, CHAMPION)
+    champion = (
+        registry.alias_version(job.model_name, CHAMPION)
+        if registry.has_model(job.model_name)
+        else None
+    )
     comparison = _compare(registry, job, champion, trained, recent) if champion is not None else {}
     log_paired(tracking, logged.run_id, champion, comparison, recent)
     result: dict[str, Any] = {
