@@ -34,6 +34,8 @@ SPLIT_BPS = 1000
 # Labels arrive after the predictions (a real outcome takes days; here seconds).
 LABEL_DELAY_SECONDS = 3.0
 FEEDBACK_BATCH = 1000
+# Adult rows kept out of every model's training data and served as traffic.
+TRAFFIC_ROWS = 12_000
 
 
 def main() -> int:
@@ -46,11 +48,15 @@ def main() -> int:
     processes: list[subprocess.Popen[bytes]] = []
     facts: list[tuple[str, str]] = []
     try:
-        step("1. train v1 on UCI Adult (seed 42) and make it champion")
-        v1 = cli(env, "train", "--alias", "champion")
+        # The traffic comes from Adult rows no model trains on: the reference data is the rest,
+        # as in production, where served requests are new people.
+        reference, rows, labels = split_adult()
+        step("1. train v1 on UCI Adult less 12,000 rows kept for traffic (seed 42): champion")
+        v1 = cli(env, "train", "--data", reference, "--alias", "champion")
         facts.append(("trained champion", trained(v1)))
         step("2. train v2 (seed 7, 3 folds) and make it challenger")
-        v2 = cli(env, "train", "--seed", "7", "--folds", "3", "--alias", "challenger")
+        v2 = cli(env, "train", "--data", reference, "--seed", "7", "--folds", "3",
+                 "--alias", "challenger")  # fmt: skip
         facts.append(("trained challenger", trained(v2)))
 
         step(f"3. serve champion and challenger behind the router ({SPLIT_BPS / 100:.0f}% split)")
@@ -66,7 +72,6 @@ def main() -> int:
             "--split-file", str(split_file), ready="/health",
         )  # fmt: skip
 
-        rows, labels = load_adult_rows()
         normal = list(range(3000))
         step("4. 3,000 requests from Adult through the router, their labels a moment later")
         normal_counts = send(router, rows, normal, "normal")
@@ -78,8 +83,8 @@ def main() -> int:
                           "--min-labels", "100")  # fmt: skip
         facts += performance_facts(performance)
 
-        step("5. 3,000 requests from a shifted sub-population (people under 30), then labels")
-        young = [i for i, row in enumerate(rows) if row["age"] < 30][:3000]
+        step("5. requests from a shifted sub-population (people under 30), then their labels")
+        young = [i for i, row in enumerate(rows) if row["age"] < 30 and i >= 3000][:3000]
         shifted_counts = send(router, rows, young, "shifted")
         facts.append(("traffic, people under 30", describe(shifted_counts)))
         check = cli(env, "drift-check", "--log-store", LOG_STORE, "--last", "2500")
@@ -89,6 +94,7 @@ def main() -> int:
         step("6. retrain because of the drift, on Adult plus the recent labelled traffic")
         retrain = cli(
             env, "retrain-if-drifted", "--log-store", LOG_STORE, "--last", "2500",
+            "--data", reference,
             "--recent-log-store", LOG_STORE, "--recent-lookback", "1h",
         )  # fmt: skip
         facts += retrain_facts(retrain)
@@ -162,14 +168,23 @@ def serve(
     raise SystemExit(f"{args[0]} did not become ready; see {log.name}")
 
 
-def load_adult_rows() -> tuple[list[dict[str, Any]], list[int]]:
-    """Adult rows (without the label), shuffled, as JSON-ready dicts, and their true labels."""
+def split_adult() -> tuple[str, list[dict[str, Any]], list[int]]:
+    """Adult, shuffled, in two: a reference file and the traffic rows.
+
+    The reference (all but ``TRAFFIC_ROWS`` rows) is what every model trains on; the kept rows
+    come back without the label, JSON-ready, with their true labels beside them.
+    """
     from driftline_cli.settings import CliSettings
     from driftline_training.adult import TARGET, load_adult
 
     frame = load_adult("auto", CliSettings().data_dir).sample(frac=1.0, random_state=11)
-    rows: list[dict[str, Any]] = json.loads(frame.drop(columns=[TARGET]).to_json(orient="records"))
-    return rows, [int(label) for label in frame[TARGET]]
+    traffic, reference = frame.iloc[:TRAFFIC_ROWS], frame.iloc[TRAFFIC_ROWS:]
+    path = HOME / "reference.csv"
+    reference.to_csv(path, index=False)
+    rows: list[dict[str, Any]] = json.loads(
+        traffic.drop(columns=[TARGET]).to_json(orient="records")
+    )
+    return str(path), rows, [int(label) for label in traffic[TARGET]]
 
 
 def send(router: str, rows: list[dict[str, Any]], picked: list[int], tag: str) -> Counter[str]:

@@ -16,7 +16,8 @@ class PredictRequest(BaseModel):
 
     features: dict[str, FeatureValue] = Field(
         description="Every feature of the model's schema, by name; no others. Numbers for "
-        "numeric features (within the schema's range), strings for categorical ones (unknown "
+        "numeric features (values past the training range are accepted and counted; a negative "
+        "one where training had none is refused), strings for categorical ones (unknown "
         "categories are accepted and counted); null only where the schema allows it."
     )
     request_id: str | None = Field(
@@ -121,10 +122,15 @@ def features_schema(schema: FeatureSchema) -> dict[str, Any]:
     for spec in schema.features:
         if spec.kind is FeatureKind.NUMERIC:
             prop: dict[str, Any] = {"type": "number"}
-            if spec.minimum is not None:
-                prop["minimum"] = spec.minimum
-            if spec.maximum is not None:
-                prop["maximum"] = spec.maximum
+            # The one hard bound: no negative value where training had none. The training
+            # range itself is documentation (values past it are served and counted).
+            if spec.minimum is not None and spec.minimum >= 0:
+                prop["minimum"] = 0
+            if spec.minimum is not None and spec.maximum is not None:
+                prop["description"] = (
+                    f"Training range [{spec.minimum:g}, {spec.maximum:g}]; values past it"
+                    " are served and counted (driftline_out_of_range_values_total)."
+                )
         else:
             prop = {"type": "string"}
             if spec.categories:

@@ -386,7 +386,10 @@ async def _answers(
             )
         )  # fmt: skip
         for feature in record.unknown:
-            metrics.unknown_categories.labels(feature).inc()
+            if feature in model.numeric:
+                metrics.out_of_range.labels(feature).inc()
+            else:
+                metrics.unknown_categories.labels(feature).inc()
     state.writer.submit(rows)
     assert state.served is not None, "set with the model, before any answer"
     state.served.inc(len(records))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from driftline import artifacts
-from driftline.schema import FeatureSchema
+from driftline.schema import FeatureKind, FeatureSchema
 from driftline.tracking import resolve_tracking
 from driftline_serving.fetch import MODEL_FOLDER, VERSION_FILE
 from driftline_serving.records import RecordValidator
@@ -39,6 +40,11 @@ class LoadedModel:
     validator: RecordValidator
     folder: Path
     native: NativePredictor | None = None
+
+    @functools.cached_property
+    def numeric(self) -> frozenset[str]:
+        """Names of the numeric features (their unusual values are counted apart)."""
+        return frozenset(s.name for s in self.schema.features if s.kind is FeatureKind.NUMERIC)
 
     def explainer(self) -> NativePredictor:
         """The native pipeline (loaded on first use when serving ONNX): explanations need it."""

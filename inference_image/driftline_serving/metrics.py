@@ -24,6 +24,7 @@ class ServingMetrics:
     predictions: Counter
     errors: Counter
     unknown_categories: Counter
+    out_of_range: Counter
     log_buffer_rows: Gauge
     log_written: Counter
     log_dropped: Counter
@@ -61,6 +62,13 @@ def serving_metrics() -> ServingMetrics:
         unknown_categories=Counter(
             "driftline_unknown_categories_total",
             "Category values unseen in training, accepted and counted, by feature.",
+            ["feature"],
+            registry=registry,
+        ),
+        out_of_range=Counter(
+            "driftline_out_of_range_values_total",
+            "Numbers outside the training range (not negative where training never was),"
+            " accepted and counted, by feature.",
             ["feature"],
             registry=registry,
         ),

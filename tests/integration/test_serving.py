@@ -127,6 +127,18 @@ def test_unknown_categories_are_served_and_counted(server, adult) -> None:
     assert after == before + 1
 
 
+def test_numbers_past_the_training_range_are_served_and_counted(server, adult) -> None:
+    """Adult's capital_loss reaches 4356; a training split may stop at 3900 (range to 4290)."""
+    record = rows(adult, 1)[0] | {"capital_loss": 99_999}
+    name = "driftline_out_of_range_values_total"
+    before = metric(httpx.get(server.url + "/metrics").text, name)
+    answer = httpx.post(server.url + "/predict", json={"features": record})
+    assert answer.status_code == 200, answer.text
+    assert metric(httpx.get(server.url + "/metrics").text, name) == before + 1
+    negative = httpx.post(server.url + "/predict", json={"features": record | {"age": -1}})
+    assert negative.status_code == 422 and negative.json()["field"] == "features.age"
+
+
 def test_explanations_are_xgboost_contributions(server, adult) -> None:
     record = rows(adult, 1)[0]
     answer = httpx.post(

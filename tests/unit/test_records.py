@@ -78,3 +78,14 @@ def test_batch_paths_and_top_level_keys(validator, features) -> None:
                 {"features": features | {"sex": "Male"}, "request_id": bad_id}, "", None
             )
         assert caught.value.field == "request_id"
+
+
+def test_numbers_past_the_training_range_are_served_and_flagged(validator, features) -> None:
+    age = next(spec for spec in validator.schema.features if spec.name == "age")
+    features.update(age=age.maximum + 5)
+    record = validator.record({"features": features}, "", None)
+    assert record.values[0] == age.maximum + 5
+    assert record.unknown == ("age",)
+    features.update(age=-1)
+    with pytest.raises(InvalidInputError, match="never negative in training"):
+        validator.record({"features": features}, "", None)

@@ -71,3 +71,16 @@ def test_target_must_be_binary(adult, schema) -> None:
 
 def test_empty_data(adult, schema) -> None:
     assert not validate_frame(adult.head(0), schema).ok
+
+
+def test_rare_values_past_the_range_pass_and_a_new_sign_never_does(adult, schema) -> None:
+    age = next(spec for spec in schema.features if spec.name == "age")
+    past = adult.copy()
+    past.loc[:3, "age"] = int(age.maximum) + 1  # 4 of 48,842 rows, older than training saw
+    assert validate_frame(past, schema).ok
+    many = adult.copy()
+    many.loc[:199, "age"] = int(age.maximum) + 1
+    assert checks(validate_frame(many, schema)) == {("range", "age")}
+    negative = adult.copy()
+    negative.loc[:0, "age"] = -1
+    assert checks(validate_frame(negative, schema)) == {("range", "age")}
