@@ -91,9 +91,10 @@ def _feedback(args: argparse.Namespace, model: str) -> int:
     emit(result, args.json, text)
     if outcome.unknown:
         shown = ", ".join(outcome.unknown[:UNKNOWN_SHOWN])
+        rest = "none was stored" if outcome.stored == 0 else "the other labels were stored"
         return fail(
             f"{len(outcome.unknown)} request id(s) of {args.file} were never served by {model}"
-            f" and were not stored (first: {shown}); the other labels were",
+            f" (first in the file: {shown}); {rest}",
             DATA_INVALID,
         )
     return 0
@@ -140,7 +141,8 @@ def _group_lines(group: GroupPerformance, min_labels: int) -> list[str]:
         "",
         f"version {group.version} {group.variant}: {group.served} served, {group.labelled}"
         f" labelled ({group.coverage:.1%}); label delay p50 {_seconds(delay['p50'])},"
-        f" p90 {_seconds(delay['p90'])}, max {_seconds(delay['max'])}",
+        f" p90 {_seconds(delay['p90'])}, p99 {_seconds(delay['p99'])},"
+        f" max {_seconds(delay['max'])}",
     ]
     if group.realised is None:
         lines.append(f"  insufficient labels: {group.labelled} of the {min_labels} needed")

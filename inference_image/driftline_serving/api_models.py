@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from driftline.schema import FeatureKind, FeatureSchema
+from driftline_serving.records import FLOAT32_MAX
 
 FeatureValue = float | str | None
 
@@ -124,6 +125,8 @@ def features_schema(schema: FeatureSchema) -> dict[str, Any]:
             prop: dict[str, Any] = {"type": "number"}
             # The one hard bound: no negative value where training had none. The training
             # range itself is documentation (values past it are served and counted).
+            prop["minimum"] = -FLOAT32_MAX
+            prop["maximum"] = FLOAT32_MAX
             if spec.minimum is not None and spec.minimum >= 0:
                 prop["minimum"] = 0
             if spec.minimum is not None and spec.maximum is not None:

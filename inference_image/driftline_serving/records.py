@@ -23,6 +23,9 @@ LABEL_KEYS = frozenset({"request_id", "label"})
 FEEDBACK_BATCH_KEYS = frozenset({"labels"})
 
 Checker = Callable[[Any, str], tuple[Any, bool]]
+# The models compute in 32-bit floats (ONNX Runtime, XGBoost): a larger magnitude is infinite
+# there, and XGBoost refuses infinite inputs (a 500 that schemathesis found with explain=true).
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,8 @@ def _label(body: Any, path: str) -> ValidLabel:
     if item.get("request_id") is None:
         raise InvalidInputError("is required: the id the prediction was served under", field)
     value = item.get("label")
+    if value is None:
+        raise InvalidInputError("is required: 0 or 1 (the true class)", _join(path, "label"))
     if isinstance(value, bool) or value not in (0, 1):
         raise InvalidInputError("must be 0 or 1 (the true class)", _join(path, "label"))
     return ValidLabel(request_id(item["request_id"], field, None), int(value), field)
@@ -155,8 +160,10 @@ def _numeric_checker(spec: FeatureSpec) -> Checker:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidInputError(f"must be a number, got {type(value).__name__}", field)
         number = float(value)
-        if not math.isfinite(number):
-            raise InvalidInputError("must be a finite number", field)
+        if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
+            raise InvalidInputError(
+                f"must be a finite number within ±{FLOAT32_MAX:.2e} (32-bit floats)", field
+            )
         # A sign training never saw (a negative age) is an input error; a value a little past
         # the range one training split saw (capital_loss 4356 when it reached 3900) is a real
         # case, served and counted like an unknown category.

@@ -459,12 +459,12 @@ def judge(
         )  # fmt: skip
     value, low, high = (_rounded(x) for x in (figure.value, figure.low, figure.high))
     breached = figure.high is not None and figure.high < limit
-    comparison = "below" if breached else "not below"
+    where = "below" if breached else "reaches"
     return PerformanceSummary(
         status="breach" if breached else "ok",
         breached=breached,
-        reason=f"{rule.metric} {value} (95% interval {low} to {high}) of version {version} is"
-        f" {comparison} {limit} on {judged.labelled} labelled rows",
+        reason=f"{rule.metric} {value} of version {version} on {judged.labelled} labelled rows:"
+        f" its 95% interval, {low} to {high}, {where} the limit {limit}",
         value=value, low=low, high=high, labelled=judged.labelled, **common,
     )  # fmt: skip
 

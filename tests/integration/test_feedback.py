@@ -246,7 +246,7 @@ def test_labels_file_errors_are_one_line_with_their_exit_code(
     bad.write_text("request_id,label\nfb-1,1\nfb-2,yes\n")
     result = driftline_module("feedback", "--file", str(bad), "--log-store", store)
     assert result.code == 4
-    assert "row 3: label 'yes' is not 0 or 1" in result.stderr
+    assert "line 3: label 'yes' is not 0 or 1" in result.stderr
     missing = driftline_module("feedback", "--file", str(tmp_path / "no.csv"), "--log-store", store)
     assert missing.code == 3
     nowhere = f"sqlite:///{tmp_path / 'absent.db'}"

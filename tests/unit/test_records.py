@@ -42,6 +42,7 @@ def test_request_id_from_header_or_generated(validator, features) -> None:
         (lambda f: f.update(age=True), "features.age", "must be a number, got bool"),
         (lambda f: f.update(age=math.nan), "features.age", "finite"),
         (lambda f: f.update(age=math.inf), "features.age", "finite"),
+        (lambda f: f.update(fnlwgt=1.5e306), "features.fnlwgt", "32-bit floats"),
         (lambda f: f.update(age=-4), "features.age", "outside the range"),
         (lambda f: f.update(age=None), "features.age", "got null"),
         (lambda f: f.update(sex=1), "features.sex", "must be a string, got int"),

@@ -56,19 +56,22 @@ def read_labels(path: Path, id_column: str, label_column: str) -> pd.DataFrame:
             raise DataValidationError(f"{path} has no column {column!r}")
     ids = frame[id_column].astype(str)
     labels = frame[label_column].astype(str).str.strip()
-    # Line numbers as an editor shows them in a CSV: the header is line 1.
+    # Where a person finds the row: a CSV's line in an editor (the header is line 1), a
+    # Parquet file's row (the first is row 1).
+    where = "line" if suffix in {".csv", ".txt"} else "row"
+    offset = 2 if where == "line" else 1
     bad_id = ~ids.map(valid_request_id)
     if bad_id.any():
         row = int(np.flatnonzero(bad_id.to_numpy())[0])
         raise DataValidationError(
-            f"{path} row {row + 2}: {id_column} {ids.iloc[row]!r} is not a request id"
+            f"{path} {where} {row + offset}: {id_column} {ids.iloc[row]!r} is not a request id"
             f" (1 to {MAX_REQUEST_ID} visible ASCII characters)"
         )
     bad_label = ~labels.isin({"0", "1", "0.0", "1.0"})
     if bad_label.any():
         row = int(np.flatnonzero(bad_label.to_numpy())[0])
         raise DataValidationError(
-            f"{path} row {row + 2}: {label_column} {labels.iloc[row]!r} is not 0 or 1"
+            f"{path} {where} {row + offset}: {label_column} {labels.iloc[row]!r} is not 0 or 1"
         )
     return pd.DataFrame({"request_id": ids, "label": labels.astype(float).astype(int)})
 
@@ -91,7 +94,7 @@ def load_labels(frame: pd.DataFrame, store_url: str, model: str) -> LoadOutcome:
         for request_id, label in zip(frame["request_id"][known], frame["label"][known], strict=True)
     ]
     from_store(shown, lambda: store.write_feedback(labels))
-    unknown = sorted(set(frame["request_id"][~known]))
+    unknown = list(dict.fromkeys(frame["request_id"][~known]))  # in file order, once each
     return LoadOutcome(
         rows=len(frame),
         stored=len(labels),
