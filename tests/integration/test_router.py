@@ -367,8 +367,11 @@ def test_shadow_copies_are_logged_paired_and_never_waited_for(
     def both_logged() -> tuple[Predictions, Predictions] | None:
         now = datetime.now(UTC)
         theirs = log.predictions("adult-income", answers[0].json()["version"], since, now)
-        # Both servers serve the same version: the shadow rows are the challenger's.
+        # Both servers serve the same version: the shadow rows are the challenger's. Each server
+        # flushes its own buffer (and retries a write SQLite's lock refused): wait for both.
         if theirs.shadow is None or int(theirs.shadow.sum()) < len(records):
+            return None
+        if theirs.count - int(theirs.shadow.sum()) < len(records):
             return None
         shadow = theirs.shadow
         mine = [i for i in range(theirs.count) if not shadow[i]]
