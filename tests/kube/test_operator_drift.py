@@ -333,7 +333,11 @@ def test_a_performance_breach_trains_once_and_says_so(
 
 
 class Receiver:
-    """A real HTTP receiver on loopback: records each POST, answers 500 to the first one."""
+    """A real HTTP receiver on loopback: records each POST; the first one to /hooks gets a 500.
+
+    Two receivers may post here at once (/hooks and /chat), in either order: only the path
+    decides which POST fails.
+    """
 
     def __init__(self) -> None:
         received: list[tuple[dict[str, str], bytes]] = []
@@ -343,8 +347,10 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 # HTTP header names are case-insensitive (urllib sends "Content-type").
-                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(500 if len(received) == 1 else 202)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                received.append(({**headers, "path": self.path}, body))
+                hooks = sum(1 for seen, _ in received if seen["path"] == "/hooks")
+                self.send_response(500 if self.path == "/hooks" and hooks == 1 else 202)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -373,7 +379,7 @@ def test_alerts_reach_a_webhook_signed_retried_and_a_dead_one_costs_nothing(
     webhooks = [
         {"name": "ops", "url": receiver.url},
         {"name": "dead-end", "url": f"http://127.0.0.1:{dead.getsockname()[1]}/"},
-        {"name": "chat", "url": receiver.url, "payload": "slack",
+        {"name": "chat", "url": receiver.url.replace("/hooks", "/chat"), "payload": "slack",
          "types": ["dev.driftline.retrain.started"]},
     ]  # fmt: skip
     saved = dict(operator.env_overrides)
