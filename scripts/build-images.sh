@@ -41,3 +41,9 @@ for name in "${images[@]}"; do
   size=$(docker image inspect "$tag" --format '{{.Size}}')
   echo "::: $tag built in $(( $(date +%s) - t0 )) s, $(( size / 1024 / 1024 )) MB"
 done
+
+# Every build leaves the images it replaced, and the build stages of multi-stage builds,
+# untagged. Keep the newest build's (the layer cache of the next one) and drop older ones: a
+# disk that fills up makes the kubelet taint the node (DiskPressure) and leaves every pod of
+# the cluster tiers Pending.
+docker image prune --force --filter "until=30m" >/dev/null
