@@ -80,21 +80,22 @@ def realised(
     """
     y, p, yhat = _columns(label, probability, prediction)
     out = {"roc_auc": delong_auc(y, p, confidence)}
-    point = _Ordered(y, p, yhat).metrics(np.ones(len(y)))
+    full = _Ordered(y, p, yhat)
+    point = full.metrics(np.ones(len(y)))
     rng = np.random.default_rng(seed)
     # Above BOOTSTRAP_ROWS the replicates weigh a uniform subsample of m rows and the spread
     # is scaled by sqrt(m / n), the m-out-of-n bootstrap (Bickel, Gotze and van Zwet 1997):
     # these figures are means or smooth functions of means, so their spread shrinks as
     # 1/sqrt(n), and a 1M-row window costs what a 100k-row one does.
-    rows = np.arange(len(y))
+    ordered, centre, size = full, point, len(y)
     if len(y) > BOOTSTRAP_ROWS:
         rows = np.sort(rng.choice(len(y), BOOTSTRAP_ROWS, replace=False))
-    ordered = _Ordered(y[rows], p[rows], yhat[rows])
-    centre = ordered.metrics(np.ones(len(rows)))
-    scale = np.sqrt(len(rows) / len(y))
+        ordered, size = _Ordered(y[rows], p[rows], yhat[rows]), BOOTSTRAP_ROWS
+        centre = ordered.metrics(np.ones(size))
+    scale = np.sqrt(size / len(y))
     draws = np.empty((replicates, len(REALISED)))
     for r in range(replicates):
-        replicate = ordered.metrics(rng.poisson(1.0, len(rows)).astype(np.float64))
+        replicate = ordered.metrics(rng.poisson(1.0, size).astype(np.float64))
         draws[r] = [np.nan if replicate[name] is None else replicate[name] for name in REALISED]
     tail = (1.0 - confidence) / 2.0
     with np.errstate(all="ignore"), warnings.catch_warnings():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.registry_conventions import CHAMPION
+from driftline.schema import FeatureSchema
 from driftline.tracking import TrackingTarget
 from driftline_training.adult import load_adult
 from driftline_training.contracts import champion_schema, read_schema
@@ -66,7 +67,11 @@ def train_and_register(
         if registry.has_model(job.model_name)
         else None
     )
-    comparison = _compare(registry, job, champion, trained, recent) if champion is not None else {}
+    comparison = {}
+    if champion is not None:
+        # The contract is the champion's schema, unless --schema named another file.
+        known = contract if job.schema is None else None
+        comparison = _compare(registry, job, champion, known, trained, recent)
     log_paired(tracking, logged.run_id, champion, comparison, recent)
     result: dict[str, Any] = {
         "run_id": logged.run_id,
@@ -100,6 +105,7 @@ def _compare(
     registry: ModelRegistry,
     job: TrainJob,
     champion: str,
+    schema: FeatureSchema | None,
     trained: TrainedModel,
     recent: RecentData | None,
 ) -> dict[str, dict[str, Any]]:
@@ -107,7 +113,7 @@ def _compare(
     import mlflow.sklearn
 
     metrics, _ = registry.run_data(job.model_name, champion)
-    schema = champion_schema(registry, job.model_name)
+    schema = schema or champion_schema(registry, job.model_name)
     assert schema is not None, "a champion exists, so its schema does"
     incumbent = Scorer(
         mlflow.sklearn.load_model(f"models:/{job.model_name}/{champion}"),
