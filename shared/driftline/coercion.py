@@ -180,24 +180,36 @@ def _first(column: pd.Series, bad: pd.Series, name: str, expected: str) -> Featu
 
 
 def _categorical(column: pd.Series, categories: tuple[str, ...] | None) -> pd.Series:
-    by_number, by_word = _category_lookups(categories)
-    known = frozenset(categories or ())
-
-    def canonical(value: Any) -> str | None:
-        if isinstance(value, str):
-            return value.strip() or None
-        if isinstance(value, bool | np.bool_):
-            word = str(bool(value))
-            return by_word.get(word.lower(), word)
-        if isinstance(value, int | float | np.integer | np.floating):
-            text = _number_text(value)
-            return text if text in known else by_number.get(float(value), text)
-        return str(value)
-
+    canonical = CategoryCanonicaliser(categories)
     # Each distinct value is typed once: a million rows hold a handful of categories.
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     mapped = np.array([canonical(v) for v in uniques] + [None], dtype=object)
     return pd.Series(mapped[codes], index=column.index, name=column.name, dtype=object)
+
+
+class CategoryCanonicaliser:
+    """The categorical rule of ``coerce_column`` for one value at a time.
+
+    Serving's drift sketches count categories one request at a time and must count them as a
+    drift check's ``to_model_frame`` would type them, so both go through this one rule.
+    """
+
+    def __init__(self, categories: tuple[str, ...] | None) -> None:
+        """Compile the lookups of ``categories`` (a schema's, or None for any)."""
+        self._by_number, self._by_word = _category_lookups(categories)
+        self._known = frozenset(categories or ())
+
+    def __call__(self, value: Any) -> str | None:
+        """The category ``value`` stands for; None for blank text (missing)."""
+        if isinstance(value, str):
+            return value.strip() or None
+        if isinstance(value, bool | np.bool_):
+            word = str(bool(value))
+            return self._by_word.get(word.lower(), word)
+        if isinstance(value, int | float | np.integer | np.floating):
+            text = _number_text(value)
+            return text if text in self._known else self._by_number.get(float(value), text)
+        return str(value)
 
 
 def _category_lookups(

@@ -18,12 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from driftline.baseline import Baseline
-from driftline.drift_compare import (
-    Comparison,
-    category_counts,
-    compare_categorical,
-    compare_numeric,
-)
+from driftline.drift_compare import Comparison, compare_categorical, compare_numeric
 from driftline.drift_report import (
     DriftReport,
     DriftStatus,
@@ -31,6 +26,7 @@ from driftline.drift_report import (
     MissingShare,
     PredictionDrift,
 )
+from driftline.drift_window import NumericWindow, WindowSummary, summarise_rows
 from driftline.job_contracts import DriftThresholds
 from driftline.schema import FeatureKind
 from driftline.stattests import DEFAULT_TESTS, benjamini_hochberg
@@ -54,13 +50,29 @@ def check_drift(
     """Compare ``current`` (a model frame, see ``coercion.to_model_frame``) with ``baseline``.
 
     ``probabilities`` are the predicted probabilities of the same rows, or None when there is
-    no model (``prediction_note`` then says why in the report).
+    no model (``prediction_note`` then says why in the report). Raises DriftInputError when
+    the frame lacks a feature of the baseline.
     """
     names = [*baseline.numeric, *baseline.categorical]
     missing = [name for name in names if name not in current.columns]
     if missing:
         raise DriftInputError("current data lacks features: " + ", ".join(missing))
-    samples = {"reference": reference_rows(baseline), "current": len(current)}
+    window = summarise_rows(baseline, current, probabilities)
+    return decide(baseline, window, thresholds, prediction_note=prediction_note)
+
+
+def decide(
+    baseline: Baseline,
+    window: WindowSummary,
+    thresholds: DriftThresholds,
+    *,
+    prediction_note: str = "no predicted probabilities were given",
+) -> DriftReport:
+    """The drift decision on a window reduced to counts and samples (rows or sketches).
+
+    ``window.prediction`` None means no model: ``prediction_note`` says why in the report.
+    """
+    samples = {"reference": reference_rows(baseline), "current": window.rows}
     short = [f"{side} has {n} rows" for side, n in samples.items() if n < thresholds.min_samples]
     if short:
         return DriftReport(
@@ -73,9 +85,10 @@ def check_drift(
             features=(),
             prediction=PredictionDrift(checked=False, note="insufficient data"),
             max_psi=None,
+            window=window.window,
         )
-    features = _feature_drift(baseline, current, thresholds)
-    prediction = _prediction_drift(baseline, probabilities, thresholds, prediction_note)
+    features = _feature_drift(baseline, window, thresholds)
+    prediction = _prediction_drift(baseline, window.prediction, thresholds, prediction_note)
     drifted = any(f.drifted for f in features) or bool(prediction.drifted)
     return DriftReport(
         status=DriftStatus.DRIFT if drifted else DriftStatus.NO_DRIFT,
@@ -86,6 +99,7 @@ def check_drift(
         features=features,
         prediction=prediction,
         max_psi=max((f.psi for f in features if f.testable), default=None),
+        window=window.window,
     )
 
 
@@ -101,7 +115,7 @@ def reference_rows(baseline: Baseline) -> int:
 
 
 def _feature_drift(
-    baseline: Baseline, current: pd.DataFrame, thresholds: DriftThresholds
+    baseline: Baseline, window: WindowSummary, thresholds: DriftThresholds
 ) -> tuple[FeatureDrift, ...]:
     alpha, psi = thresholds.p_value, thresholds.psi
     # Each kind's test comes from the registry (``driftline.stattests``) by name.
@@ -109,15 +123,17 @@ def _feature_drift(
     categorical_test = DEFAULT_TESTS[FeatureKind.CATEGORICAL]
     compared: list[tuple[str, FeatureKind, Comparison]] = []
     for name, numeric in baseline.numeric.items():
-        values = current[name].to_numpy()
         result = compare_numeric(
-            numeric, values, alpha=alpha, psi_threshold=psi, test_name=numeric_test
+            numeric, window.numeric[name], alpha=alpha, psi_threshold=psi, test_name=numeric_test
         )
         compared.append((name, FeatureKind.NUMERIC, result))
     for name, categorical in baseline.categorical.items():
-        counts = category_counts(current[name])
         result = compare_categorical(
-            categorical, counts, alpha=alpha, psi_threshold=psi, test_name=categorical_test
+            categorical,
+            dict(window.categorical[name]),
+            alpha=alpha,
+            psi_threshold=psi,
+            test_name=categorical_test,
         )
         compared.append((name, FeatureKind.CATEGORICAL, result))
     # One Benjamini-Hochberg family: each feature's test, then each missing-share test.
@@ -163,15 +179,15 @@ def _missing_share(c: Comparison, p_adjusted: float) -> MissingShare | None:
 
 def _prediction_drift(
     baseline: Baseline,
-    probabilities: npt.ArrayLike | None,
+    window: NumericWindow | None,
     thresholds: DriftThresholds,
     note: str,
 ) -> PredictionDrift:
-    if probabilities is None:
+    if window is None:
         return PredictionDrift(checked=False, note=note)
     c = compare_numeric(
         baseline.prediction,
-        probabilities,
+        window,
         alpha=thresholds.p_value,
         psi_threshold=thresholds.prediction_psi,
         # Predicted probabilities are a numeric variable: they get the numeric test.

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from driftline.baseline import CategoricalReference, NumericReference
 from driftline.drift_report import BinShare
+from driftline.drift_window import NumericWindow
 from driftline.schema import MISSING_CATEGORY, FeatureKind
 from driftline.stattests import (
     BINNED_TEST,
@@ -62,7 +62,7 @@ class Comparison:
 
 def compare_numeric(
     baseline: NumericReference,
-    values: npt.ArrayLike,
+    window: NumericWindow,
     *,
     alpha: float,
     psi_threshold: float,
@@ -71,23 +71,23 @@ def compare_numeric(
 ) -> Comparison:
     """PSI over ``baseline``'s bins (and missing values) plus a sample test against its sample.
 
-    ``values`` are the current values (NaN for missing); ``alpha`` is each test's level and
-    ``psi_threshold`` the PSI's. ``test_name`` is a ``STAT_TESTS`` entry comparing numeric
-    samples by p-value (``DEFAULT_TESTS`` names KS); ValueError when it is not one.
-    ``where`` names the baseline's part in the ``reference`` descriptions. When either side has
-    no finite values the sample test cannot run: the bin counts, with the missing bin, go
-    through ``BINNED_TEST`` (chi-squared) instead, so a column that turned all-null is still
-    tested.
+    ``window`` holds the current counts over the same bins and a sample of present values
+    (``driftline.drift_window``); ``alpha`` is each test's level and ``psi_threshold`` the
+    PSI's. ``test_name`` is a ``STAT_TESTS`` entry comparing numeric samples by p-value
+    (``DEFAULT_TESTS`` names KS); ValueError when it is not one. ``where`` names the
+    baseline's part in the ``reference`` descriptions. When either side has no present values
+    the sample test cannot run: the bin counts, with the missing bin, go through
+    ``BINNED_TEST`` (chi-squared) instead, so a column that turned all-null is still tested.
     """
     sample_test = stat_test(test_name, FeatureKind.NUMERIC, Compares.SAMPLES)
     score = _score_test(FeatureKind.NUMERIC)
-    array = np.asarray(values, dtype=np.float64)
-    ordered = np.sort(array[np.isfinite(array)])
     edges = np.asarray(baseline.edges, dtype=np.float64)
-    # Bins (-inf, e0], (e0, e1], ..., (e_last, inf), as ``stattests.bin_proportions`` counts them.
-    at_or_below = np.searchsorted(ordered, edges, side="right")
-    counts = np.diff(np.concatenate([[0], at_or_below, [ordered.size]]))
-    current = np.append(counts, array.size - ordered.size) / max(1, array.size)
+    if window.counts.size != edges.size + 2:
+        raise ValueError(
+            f"{where}: {window.counts.size} current counts for {edges.size + 1} bins + missing"
+        )
+    total, present = window.total, window.present
+    current = window.counts / max(1, total)
     kept = 1.0 - baseline.null_fraction
     reference = np.append(np.asarray(baseline.proportions) * kept, baseline.null_fraction)
     described = {score.result_name: f"{where}.bins ({len(baseline.proportions)})"}
@@ -97,29 +97,29 @@ def compare_numeric(
     untestable = ""
     if not baseline.count:
         untestable = NO_REFERENCE_VALUES
-    elif not array.size:
+    elif not total:
         untestable = NO_CURRENT_ROWS
-    elif ordered.size and baseline.sample:
-        test = sample_test.function(baseline.sample, ordered, alpha)
+    elif present and window.sample.size and baseline.sample:
+        test = sample_test.function(baseline.sample, window.sample, alpha)
         described[sample_test.result_name] = f"{where}.sample ({len(baseline.sample)})"
-        absent = array.size - ordered.size
+        absent = total - present
         if baseline.null_fraction or absent:
             missing_test = _counts_test(MISSING_TEST, FeatureKind.NUMERIC)
             missing = missing_test.function(
-                [round(rows - baseline.count), baseline.count], [absent, ordered.size], alpha
+                [round(rows - baseline.count), baseline.count], [absent, present], alpha
             )
             described[missing_test.result_name] = f"{where}.null_fraction x count ({round(rows)})"
     else:
         # The current values are all missing: the bins with the missing bin say so.
         binned = _counts_test(BINNED_TEST, FeatureKind.NUMERIC)
-        test = binned.function(np.rint(reference * rows), current * array.size, alpha)
+        test = binned.function(np.rint(reference * rows), window.counts, alpha)
         described[binned.result_name] = f"{where}.bins x count ({round(rows)})"
     labels = [*_bin_labels(edges), MISSING_BIN]
     return Comparison(
         psi=score.function(reference, current, psi_threshold),
         test=test,
         reference=described,
-        count=int(ordered.size),
+        count=present,
         bins=_shares(labels, reference, current, limit=None),
         missing=missing,
         untestable=untestable,
@@ -177,12 +177,6 @@ def compare_categorical(
             [*categories, UNSEEN_BUCKET], reference, current, limit=MAX_REPORTED_CATEGORIES
         ),
     )
-
-
-def category_counts(values: pd.Series) -> dict[str, int]:
-    """Counts per category of a model-frame column (see ``coercion.to_model_frame``)."""
-    counted = values.value_counts(sort=False, dropna=False)
-    return {str(k): int(v) for k, v in counted.items()}
 
 
 def _counts_test(name: str, kind: FeatureKind) -> StatTest:

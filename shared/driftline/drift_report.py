@@ -8,6 +8,7 @@ Pure data and formatting: ``driftline.drift`` fills a report, ``summary`` shrink
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -106,6 +107,29 @@ class PredictionDrift(BaseModel):
     bins: tuple[BinShare, ...] = ()
 
 
+class DriftWindow(BaseModel):
+    """What the current side of a check was read from, and how exact its statistics are.
+
+    ``rows`` mode reads every logged row. ``sketch`` mode merges the drift sketches inference
+    pods wrote (``driftline.sketch``): counts are exact, so PSI and the chi-squared and
+    missing-share tests equal their row-level values; the KS tests see a uniform sample of
+    ``ks_sample`` rows whose CDF is within ``ks_error`` of all rows' (95%, Dvoretzky-Kiefer-
+    Wolfowitz), and so is their statistic.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: Literal["rows", "sketch"]
+    rows: int = Field(description="Rows (requests) the window holds.")
+    buckets: int = Field(0, description="Sketch buckets merged (pods x time buckets).")
+    pods: int = Field(0, description="Pods whose buckets were merged.")
+    bucket_seconds: float | None = None
+    rows_per_bucket: float | None = Field(None, description="Mean requests one bucket holds.")
+    ks_sample: int | None = Field(None, description="Rows of the merged sample the KS tests saw.")
+    ks_error: float | None = Field(None, description="DKW bound of the sample's CDF (95%).")
+    skipped_buckets: int = Field(0, description="Buckets of another layout, left out.")
+
+
 class DriftReport(BaseModel):
     """The full result of one drift check."""
 
@@ -122,6 +146,7 @@ class DriftReport(BaseModel):
     source: dict[str, str] = Field(
         default_factory=dict, description="What was compared: mode, model, version, files."
     )
+    window: DriftWindow | None = Field(None, description="How the current side was read.")
 
     def to_json(self) -> str:
         """Serialise as ``report.json``."""

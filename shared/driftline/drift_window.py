@@ -1,0 +1,107 @@
+"""A window of current data reduced to what the drift decision reads (pure).
+
+The decision (``driftline.drift``) never needs rows: per numeric variable the counts over the
+baseline's frozen bins plus a missing bin and a sample of the present values for the KS test;
+per categorical feature the counts per category. A window of rows is reduced here exactly (the
+sample is every present value); merged drift sketches (``driftline.sketch``) give the same
+counts and a bounded uniform sample. Either way the decision code is the same.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from driftline.baseline import Baseline
+from driftline.drift_report import DriftWindow
+
+# Confidence of the error bound stated for a sampled empirical CDF.
+BOUND_CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class NumericWindow:
+    """One numeric variable of a window: counts over the baseline's bins, then missing.
+
+    ``counts`` has ``len(edges) + 2`` entries: the bins (-inf, e0], (e0, e1], ..., (e_last,
+    inf) and the missing values. ``sample`` holds sorted present values for the sample test:
+    all of them for rows, a uniform sample of them for sketches.
+    """
+
+    counts: npt.NDArray[np.int64]
+    sample: npt.NDArray[np.float64]
+
+    @property
+    def present(self) -> int:
+        """Present (finite) values in the window."""
+        return int(self.counts[:-1].sum())
+
+    @property
+    def total(self) -> int:
+        """Values in the window, missing ones included."""
+        return int(self.counts.sum())
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """A window as the decision reads it; ``prediction`` None when there is no model."""
+
+    rows: int
+    numeric: Mapping[str, NumericWindow]
+    categorical: Mapping[str, Mapping[str, int]]
+    prediction: NumericWindow | None
+    window: DriftWindow
+
+
+def numeric_window(values: npt.ArrayLike, edges: npt.ArrayLike) -> NumericWindow:
+    """Bin ``values`` (NaN for missing) over ``edges`` as ``stattests.bin_proportions`` does."""
+    array = np.asarray(values, dtype=np.float64)
+    ordered = np.sort(array[np.isfinite(array)])
+    at_or_below = np.searchsorted(ordered, np.asarray(edges, dtype=np.float64), side="right")
+    counts = np.diff(np.concatenate([[0], at_or_below, [ordered.size]]))
+    return NumericWindow(np.append(counts, array.size - ordered.size).astype(np.int64), ordered)
+
+
+def category_counts(values: pd.Series) -> dict[str, int]:
+    """Counts per category of a model-frame column (see ``coercion.to_model_frame``)."""
+    counted = values.value_counts(sort=False, dropna=False)
+    return {str(k): int(v) for k, v in counted.items()}
+
+
+def summarise_rows(
+    baseline: Baseline, current: pd.DataFrame, probabilities: npt.ArrayLike | None
+) -> WindowSummary:
+    """A frame of rows (a model frame with the baseline's features) reduced exactly.
+
+    Raises KeyError for a feature the frame lacks.
+    """
+    prediction = None
+    if probabilities is not None:
+        prediction = numeric_window(probabilities, baseline.prediction.edges)
+    return WindowSummary(
+        rows=len(current),
+        numeric={
+            name: numeric_window(current[name].to_numpy(), ref.edges)
+            for name, ref in baseline.numeric.items()
+        },
+        categorical={name: category_counts(current[name]) for name in baseline.categorical},
+        prediction=prediction,
+        window=DriftWindow(mode="rows", rows=len(current)),
+    )
+
+
+def dkw_bound(sample_size: int, confidence: float = BOUND_CONFIDENCE) -> float | None:
+    """Largest gap, at ``confidence``, between a uniform sample's CDF and the population's.
+
+    The Dvoretzky-Kiefer-Wolfowitz inequality with Massart's constant: P(sup |F_n - F| > e)
+    <= 2 exp(-2 n e^2), so e = sqrt(ln(2 / (1 - confidence)) / (2 n)). None for no sample.
+    A KS statistic from the sample is within this of the one on every row.
+    """
+    if sample_size <= 0:
+        return None
+    return math.sqrt(math.log(2 / (1 - confidence)) / (2 * sample_size))

@@ -1,0 +1,188 @@
+"""Drift sketches against the row-level check on the same UCI Adult requests.
+
+Counts merge exactly, so PSI, chi-squared and the missing-share tests must equal the row-level
+values whatever the pods and buckets; the KS tests see a merged uniform sample, whose statistic
+must stay within the stated DKW bound of the row-level one, and equal it when no bucket was cut.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftline.baseline import Baseline, build_baseline
+from driftline.coercion import derive_schema, to_model_frame
+from driftline.drift import check_drift, decide
+from driftline.drift_report import DriftReport
+from driftline.job_contracts import DriftThresholds
+from driftline.schema import FeatureKind, FeatureSchema
+from driftline.sketch import (
+    COMPLETE,
+    BucketChunk,
+    Sketcher,
+    WindowSketch,
+    bucket_from_frame,
+    sample_key,
+    sketch_layout,
+)
+
+THRESHOLDS = DriftThresholds()
+
+
+@dataclass(frozen=True)
+class Window:
+    schema: FeatureSchema
+    baseline: Baseline
+    frame: pd.DataFrame
+    probabilities: np.ndarray
+
+    def rows(self) -> DriftReport:
+        current = to_model_frame(self.frame, self.schema)
+        return check_drift(self.baseline, current, self.probabilities, THRESHOLDS)
+
+
+def served_values(frame: pd.DataFrame, schema: FeatureSchema) -> list[tuple]:
+    """Each row as serving's validator hands it over: floats (NaN missing), raw text."""
+    out = []
+    for row in frame[schema.names].itertuples(index=False):
+        values = []
+        for spec, value in zip(schema.features, row, strict=True):
+            if spec.kind is FeatureKind.NUMERIC:
+                values.append(float("nan") if pd.isna(value) else float(value))
+            else:
+                values.append("__missing__" if pd.isna(value) else value)
+        out.append(tuple(values))
+    return out
+
+
+def sketched(window: Window, *, pods: int, buckets: int, sample_rows: int = 128) -> WindowSketch:
+    """The window served by ``pods`` pods over ``buckets`` one-minute buckets, then merged."""
+    layout = sketch_layout(window.baseline)
+    sketchers = [
+        Sketcher(layout, window.schema, bucket_seconds=60, sample_rows=sample_rows)
+        for _ in range(pods)
+    ]
+    values = served_values(window.frame, window.schema)
+    for i, (row, p) in enumerate(zip(values, window.probabilities, strict=True)):
+        ts = 1_000_020.0 + 60.0 * ((i // pods) % buckets)
+        sketchers[i % pods].add(ts, sample_key(f"req-{i}"), row, float(p), int(p >= 0.5))
+    merged = WindowSketch(layout)
+    for pod, sketcher in enumerate(sketchers):
+        merged.merge(BucketChunk.of(sketcher.seal(), layout.digest, f"pod-{pod}"))
+    return merged
+
+
+@pytest.fixture(scope="module")
+def window(adult: pd.DataFrame) -> Window:
+    shuffled = adult.sample(frac=1.0, random_state=2).reset_index(drop=True)
+    train, current = shuffled.iloc[:8000], shuffled.iloc[8000:14000]
+    schema = derive_schema(train, "income")
+    rng = np.random.default_rng(0)
+    # Probabilities that depend on the features, so their bins and sample mean something.
+    score = lambda f: 1 / (1 + np.exp(-(f["age"] - 38) / 8 + rng.normal(0, 0.3, len(f))))  # noqa: E731
+    baseline = build_baseline(train, score(train), schema)
+    young = current[current["age"] < 35]
+    shifted = pd.concat([current.iloc[:3000], young]).reset_index(drop=True)
+    return Window(schema, baseline, shifted, score(shifted).to_numpy())
+
+
+@pytest.mark.parametrize(("pods", "buckets"), [(1, 1), (3, 4), (20, 15)])
+def test_counts_give_the_row_level_psi_and_chi_squared_exactly(
+    window: Window, pods: int, buckets: int
+) -> None:
+    rows = window.rows()
+    sketch = decide(
+        window.baseline, sketched(window, pods=pods, buckets=buckets).summary(), THRESHOLDS
+    )
+    assert sketch.samples == rows.samples
+    for a, b in zip(rows.features, sketch.features, strict=True):
+        assert a.name == b.name
+        assert b.psi == pytest.approx(a.psi, rel=1e-12)
+        assert [x.current for x in b.bins] == pytest.approx([x.current for x in a.bins], rel=1e-12)
+        assert b.current_count == a.current_count
+        if a.kind is FeatureKind.CATEGORICAL:
+            assert b.statistic == pytest.approx(a.statistic, rel=1e-9)
+            assert b.p_value == pytest.approx(a.p_value, rel=1e-9, abs=1e-300)
+        if a.missing is not None:
+            assert b.missing is not None and b.missing.p_value == pytest.approx(a.missing.p_value)
+    assert sketch.prediction.psi == pytest.approx(rows.prediction.psi, rel=1e-12)
+    assert sketch.window is not None and sketch.window.mode == "sketch"
+    assert sketch.window.pods == pods and sketch.window.buckets == pods * buckets
+    assert sketch.window.rows == len(window.frame)
+
+
+def test_ks_from_the_merged_sample_is_within_its_stated_bound(window: Window) -> None:
+    rows = window.rows()
+    merged = sketched(window, pods=20, buckets=15)
+    report = decide(window.baseline, merged.summary(), THRESHOLDS)
+    assert report.window is not None and report.window.ks_error is not None
+    # 300 buckets of ~23 rows keep 128 each: nothing was cut, so the sample is every row.
+    assert report.window.ks_sample == len(window.frame)
+    for a, b in zip(rows.features, report.features, strict=True):
+        if a.test == "ks":
+            assert b.statistic == pytest.approx(a.statistic, abs=1e-6)
+    cut = sketched(window, pods=2, buckets=2, sample_rows=300)
+    small = decide(window.baseline, cut.summary(), THRESHOLDS)
+    assert small.window is not None and small.window.ks_error is not None
+    assert 0 < small.window.ks_sample < len(window.frame)
+    for a, b in zip(rows.features, small.features, strict=True):
+        if a.test == "ks":
+            assert abs(b.statistic - a.statistic) <= small.window.ks_error, a.name
+    assert abs(small.prediction.statistic - rows.prediction.statistic) <= small.window.ks_error
+
+
+def test_the_merged_sample_is_every_row_below_tau(window: Window) -> None:
+    merged = sketched(window, pods=4, buckets=3, sample_rows=100)
+    keys = np.array([sample_key(f"req-{i}") for i in range(len(window.frame))], dtype=np.float32)
+    assert merged.tau < COMPLETE
+    below = np.sort(keys[keys < merged.tau])
+    assert np.array_equal(np.sort(merged.sample()[:, 0]), below)
+    assert len(below) == pytest.approx(merged.tau * len(keys), rel=0.25)
+
+
+def test_the_vectorised_bucket_counts_what_serving_counts_row_by_row(window: Window) -> None:
+    layout = sketch_layout(window.baseline)
+    keys = [sample_key(f"req-{i}") for i in range(len(window.frame))]
+    sketcher = Sketcher(layout, window.schema, bucket_seconds=3600, sample_rows=50)
+    for row, p, k in zip(
+        served_values(window.frame, window.schema), window.probabilities, keys, strict=True
+    ):
+        sketcher.add(7200.0, k, row, float(p), 0)
+    (served,) = sketcher.seal()
+    current = to_model_frame(window.frame, window.schema)
+    table = bucket_from_frame(layout, current, window.probabilities, keys, sample_rows=50)
+    assert table.counts == served.counts
+    assert table.sample_bound == served.sample_bound
+    by_key = lambda raw: np.sort(np.frombuffer(raw, np.float32).reshape(-1, layout.sample_width), 0)  # noqa: E731
+    assert np.array_equal(by_key(table.sample), by_key(served.sample), equal_nan=True)
+
+
+def test_text_is_counted_as_the_row_level_check_types_it(window: Window) -> None:
+    layout = sketch_layout(window.baseline)
+    frame = window.frame.head(50).copy()
+    frame["sex"] = "  " + frame["sex"].astype(str) + " "
+    frame.loc[frame.index[:5], "workclass"] = "   "
+    probabilities = window.probabilities[:50]
+    sketcher = Sketcher(layout, window.schema)
+    for i, row in enumerate(served_values(frame, window.schema)):
+        sketcher.add(0.0, sample_key(str(i)), row, float(probabilities[i]), 0)
+    (served,) = sketcher.seal()
+    table = bucket_from_frame(
+        layout, to_model_frame(frame, window.schema), probabilities, [0.5] * 50, sample_rows=1
+    )
+    assert served.counts == table.counts
+
+
+def test_buckets_of_another_baseline_are_skipped_and_counted(window: Window) -> None:
+    layout = sketch_layout(window.baseline)
+    other = window.baseline.model_copy(update={"bins": 5})
+    assert sketch_layout(other).digest == layout.digest  # the bins count, not the setting
+    changed = build_baseline(window.frame, window.probabilities, window.schema, bins=5)
+    assert sketch_layout(changed).digest != layout.digest
+    sketcher = Sketcher(layout, window.schema)
+    sketcher.add(0.0, 0.1, served_values(window.frame.head(1), window.schema)[0], 0.3, 0)
+    bucket = sketcher.seal()
+    merged = WindowSketch(sketch_layout(changed))
+    merged.merge(BucketChunk.of(bucket, layout.digest, "pod"))
+    assert merged.skipped == 1 and merged.requests == 0
