@@ -9,16 +9,17 @@ predicted probabilities of held-out data.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from driftline.coercion import to_model_frame
 from driftline.schema import FeatureKind, FeatureSchema
 from driftline.stattests import bin_proportions, quantile_edges
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BASELINE_VERSION = 1
 
@@ -97,6 +98,9 @@ def build_baseline(
     Predictions come from held-out data because scores on the training rows are more extreme
     than what the model will produce on live traffic.
     """
+    # Imported here: serving reads baselines (drift sketches) in an image without pandas.
+    from driftline.coercion import to_model_frame
+
     rng = np.random.default_rng(seed)
     frame = to_model_frame(features, schema)
     numeric: dict[str, NumericReference] = {}

@@ -12,13 +12,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
-from driftline.baseline import Baseline
 from driftline.drift_report import DriftWindow
+
+if TYPE_CHECKING:
+    # Types only: serving merges nothing but imports this module without pandas.
+    import pandas as pd
+
+    from driftline.baseline import Baseline
 
 # Confidence of the error bound stated for a sampled empirical CDF.
 BOUND_CONFIDENCE = 0.95

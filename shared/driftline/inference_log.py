@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from driftline.request_ids import MAX_REQUEST_ID
+from driftline.sketch import BucketChunk, SealedBucket
 
 METADATA = sa.MetaData()
 READ_CHUNK_ROWS = 50_000
@@ -38,6 +39,13 @@ INFERENCE_LOG = sa.Table(
     sa.Column("prediction", sa.SmallInteger, nullable=False),
     sa.Column("probability", sa.Float, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column(
+        "sample_rate",
+        sa.Float,
+        nullable=False,
+        server_default="1",
+        doc="Share of requests whose rows were logged when this one was (1: every one)",
+    ),
     sa.Index("ix_driftline_inference_log_window", "model", "version", "ts"),
     # Feedback checks and joins look rows up by request id.
     sa.Index("ix_driftline_inference_log_request", "model", "request_id"),
@@ -55,6 +63,28 @@ FEEDBACK = sa.Table(
 )
 
 
+DRIFT_SKETCH = sa.Table(
+    "driftline_drift_sketch",
+    METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(50), nullable=False),
+    sa.Column("variant", sa.String(20), nullable=False),
+    sa.Column("pod", sa.String(253), nullable=False, doc="The serving process that counted"),
+    sa.Column("start", sa.Float, nullable=False, doc="Unix time the bucket starts, seconds"),
+    sa.Column("seconds", sa.Float, nullable=False, doc="Bucket length, seconds"),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("positives", sa.BigInteger, nullable=False, doc="Requests predicted positive"),
+    sa.Column("layout", sa.String(16), nullable=False, doc="driftline.sketch layout digest"),
+    sa.Column("counts", sa.LargeBinary, nullable=False, doc="uint32 counts, layout order"),
+    sa.Column("sample", sa.LargeBinary, nullable=False, doc="float32 bottom-k sample rows"),
+    sa.Column("sample_rows", sa.Integer, nullable=False),
+    sa.Column("sample_bound", sa.Float, nullable=False, doc="Largest kept key, 1 if all kept"),
+    sa.Index("ix_driftline_drift_sketch_window", "model", "version", "start"),
+)
+SKETCH_CHUNK_ROWS = 2000
+
+
 @dataclass(frozen=True)
 class LogRecord:
     """One prediction as logged."""
@@ -68,6 +98,19 @@ class LogRecord:
     prediction: int
     probability: float
     latency_ms: float
+    sample_rate: float = 1.0
+
+
+@dataclass(frozen=True)
+class SketchRecord:
+    """One sealed drift-sketch bucket of one pod and model version, as stored."""
+
+    model: str
+    version: str
+    variant: str
+    pod: str
+    layout: str
+    bucket: SealedBucket
 
 
 @dataclass(frozen=True)
@@ -123,6 +166,14 @@ def create_schema(engine: sa.Engine) -> None:
     METADATA.create_all(engine, checkfirst=True)
     for index in INFERENCE_LOG.indexes:
         index.create(engine, checkfirst=True)
+    # Likewise a column added in a later release (``sample_rate``, default 1: logs written
+    # before sampling existed hold every row).
+    present = {c["name"] for c in sa.inspect(engine).get_columns(INFERENCE_LOG.name)}
+    for column in INFERENCE_LOG.columns:
+        if column.name not in present:
+            ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+            with engine.begin() as connection:
+                connection.execute(sa.text(f"ALTER TABLE {INFERENCE_LOG.name} ADD COLUMN {ddl}"))
 
 
 def insert_batch(engine: sa.Engine, records: Sequence[LogRecord]) -> None:
@@ -140,11 +191,85 @@ def insert_batch(engine: sa.Engine, records: Sequence[LogRecord]) -> None:
             "prediction": r.prediction,
             "probability": r.probability,
             "latency_ms": r.latency_ms,
+            "sample_rate": r.sample_rate,
         }
         for r in records
     ]
     with engine.begin() as connection:
         connection.execute(INFERENCE_LOG.insert(), rows)
+
+
+def insert_sketches(engine: sa.Engine, records: Sequence[SketchRecord]) -> None:
+    """Insert sealed sketch buckets in one transaction.
+
+    Two rows of one pod, version and bucket simply add up when merged (a bucket sealed at
+    shutdown and reopened), so there is no uniqueness to enforce.
+    """
+    if not records:
+        return
+    rows = [
+        {
+            "model": r.model,
+            "version": r.version,
+            "variant": r.variant,
+            "pod": r.pod,
+            "start": r.bucket.start,
+            "seconds": r.bucket.seconds,
+            "requests": r.bucket.requests,
+            "positives": r.bucket.positives,
+            "layout": r.layout,
+            "counts": r.bucket.counts,
+            "sample": r.bucket.sample,
+            "sample_rows": r.bucket.sample_rows,
+            "sample_bound": r.bucket.sample_bound,
+        }
+        for r in records
+    ]
+    with engine.begin() as connection:
+        connection.execute(DRIFT_SKETCH.insert(), rows)
+
+
+def read_sketches(
+    engine: sa.Engine, model: str, version: str, *, since: float, until: float
+) -> Iterator[BucketChunk]:
+    """The sketch buckets of ``model`` ``version`` starting in ``[since, until)``, in chunks.
+
+    Chunks of ``SKETCH_CHUNK_ROWS`` buckets, streamed from the server, so a window of any
+    length holds one chunk in memory at a time.
+    """
+    table = DRIFT_SKETCH
+    query = sa.select(
+        table.c.pod, table.c.seconds, table.c.requests, table.c.positives, table.c.layout,
+        table.c.counts, table.c.sample, table.c.sample_bound,
+    ).where(
+        table.c.model == model, table.c.version == version,
+        table.c.start >= since, table.c.start < until,
+    )  # fmt: skip
+    with engine.connect() as connection:
+        result = connection.execution_options(yield_per=SKETCH_CHUNK_ROWS).execute(query)
+        for chunk in result.partitions():
+            columns = list(zip(*chunk, strict=True))
+            yield BucketChunk(*columns)
+
+
+def window_rows(
+    engine: sa.Engine, model: str, version: str, *, since: float, until: float, limit: int
+) -> tuple[int, bool]:
+    """Logged rows of a window, counted up to ``limit + 1``, and whether any was sampled.
+
+    Bounded work whatever the window holds: what a check needs to choose between reading
+    rows and reading sketches.
+    """
+    table = INFERENCE_LOG
+    where = (
+        table.c.model == model, table.c.version == version,
+        table.c.ts >= since, table.c.ts < until,
+    )  # fmt: skip
+    limited = sa.select(table.c.sample_rate).where(*where).limit(limit + 1).subquery()
+    query = sa.select(sa.func.count(), sa.func.min(limited.c.sample_rate))
+    with engine.connect() as connection:
+        count, lowest = connection.execute(query.select_from(limited)).one()
+    return int(count), lowest is not None and lowest < 1
 
 
 def upsert_feedback(engine: sa.Engine, labels: Sequence[Feedback]) -> None:
@@ -236,6 +361,10 @@ class LogStore:
         """Insert predictions (``insert_batch``)."""
         insert_batch(self._ready(), records)
 
+    def write_sketches(self, records: Sequence[SketchRecord]) -> None:
+        """Insert sealed sketch buckets (``insert_sketches``)."""
+        insert_sketches(self._ready(), records)
+
     def write_feedback(self, labels: Sequence[Feedback]) -> None:
         """Store labels (``upsert_feedback``)."""
         upsert_feedback(self._ready(), labels)
@@ -297,6 +426,7 @@ def read_window(
             prediction=row["prediction"],
             probability=row["probability"],
             latency_ms=row["latency_ms"],
+            sample_rate=row["sample_rate"],
         )
         for row in reversed(rows)
     ]

@@ -29,18 +29,21 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
-from driftline.baseline import Baseline
-from driftline.coercion import CategoryCanonicaliser
+from driftline.categories import CategoryCanonicaliser
 from driftline.drift_compare import UNSEEN_BUCKET
 from driftline.drift_report import DriftWindow
 from driftline.drift_window import NumericWindow, WindowSummary, dkw_bound
 from driftline.schema import MISSING_CATEGORY, FeatureKind, FeatureSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from driftline.baseline import Baseline
 
 SKETCH_FORMAT = 1
 COUNT_DTYPE = np.dtype("<u4")
@@ -301,6 +304,8 @@ def bucket_from_frame(
     ``probabilities`` (None: no model, every row counted missing) and ``keys`` (uniform on
     [0, 1)) have one entry per row. Used where rows arrive as tables (files), not requests.
     """
+    import pandas as pd  # tables come from files: the serving image has no pandas
+
     n = len(frame)
     counts = np.zeros(layout.size, dtype=np.int64)
     proba = np.full(n, np.nan) if probabilities is None else np.asarray(probabilities, float)
