@@ -64,6 +64,13 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     window.add_argument("--lookback", help="window: rows newer than this (90s, 15m, 1h, 2d; 1h)")
     window.add_argument("--last", type=int, help="window: the newest N rows")
     live.add_argument(
+        "--read",
+        choices=["auto", "rows", "sketch"],
+        default="auto",
+        help="read the window's logged rows or the pods' drift sketches (auto: rows up to"
+        " 100,000 unsampled ones, sketches beyond)",
+    )
+    live.add_argument(
         "--performance",
         metavar="JSON",
         help='also judge realised performance on labelled traffic, e.g. {"metric": "roc_auc",'
@@ -238,6 +245,7 @@ def _files_source(args: argparse.Namespace) -> FilesSource:
 def _live_source(
     args: argparse.Namespace, settings: CliSettings, lookback: float | None
 ) -> LiveSource:
+    from driftline_training.drift_check import WindowRead
     from driftline_training.drift_run import LiveSource
 
     return LiveSource(
@@ -246,6 +254,7 @@ def _live_source(
         version=args.version,
         lookback_seconds=lookback,
         last=args.last,
+        read=WindowRead(args.read),
     )
 
 

@@ -9,8 +9,10 @@ reference. Live: a window of the inference log against the ``baseline.json`` and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -21,11 +23,12 @@ import pandas as pd
 from driftline.artifacts import BASELINE, FEATURE_SCHEMA
 from driftline.baseline import Baseline, build_baseline
 from driftline.coercion import FeatureValueError, derive_schema, to_model_frame
-from driftline.drift import DriftInputError as PureInputError
-from driftline.drift import check_drift
+from driftline.drift import decide
 from driftline.drift_report import DriftReport
+from driftline.drift_window import WindowSummary, summarise_rows
 from driftline.job_contracts import DriftThresholds, PerformanceSummary
 from driftline.schema import FeatureSchema
+from driftline.sketch import WindowSketch, sketch_layout
 from driftline_training.adult import load_table
 from driftline_training.contracts import read_schema
 from driftline_training.drift_report_html import render_html
@@ -33,18 +36,32 @@ from driftline_training.errors import DriftInputError, ReportWriteError
 from driftline_training.log_store import existing_store, from_store, masked
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from driftline.registry import ModelRegistry
 
 T = TypeVar("T")
 
 
+# Live windows of at most this many logged rows, all of them logged, are read row by row
+# (exact KS); larger or sampled windows are read from the pods' drift sketches.
+ROW_MODE_MAX_ROWS = 100_000
+
+
+class WindowRead(StrEnum):
+    """How a live check reads its window: rows, sketches, or whichever fits (auto)."""
+
+    AUTO = "auto"
+    ROWS = "rows"
+    SKETCH = "sketch"
+
+
 @dataclass(frozen=True)
 class DriftInputs:
-    """Everything a check compares: the baseline, the current rows, their predictions."""
+    """Everything a check compares: the baseline and the current window, reduced."""
 
     baseline: Baseline
-    current: pd.DataFrame
-    probabilities: npt.NDArray[np.float64] | None
+    window: WindowSummary
     prediction_note: str
     source: dict[str, str]
 
@@ -114,8 +131,7 @@ def frames_inputs(
     )
     return DriftInputs(
         baseline=baseline,
-        current=model_frame(cur_frame, schema, "current"),
-        probabilities=probabilities,
+        window=summarise_rows(baseline, model_frame(cur_frame, schema, "current"), probabilities),
         prediction_note=note,
         source=source,
     )
@@ -129,22 +145,92 @@ def live_inputs(
     *,
     lookback_seconds: float | None,
     last: int | None,
+    read: WindowRead = WindowRead.AUTO,
+    now: float | None = None,
 ) -> DriftInputs:
-    """A window of the inference log of ``model`` ``version`` against that version's baseline."""
-    from driftline.inference_log import engine_for, read_window
+    """A window of ``model`` ``version``'s traffic against that version's baseline.
+
+    The window is the newest ``last`` logged rows, or the last ``lookback_seconds`` (of rows,
+    or of the pods' sketch buckets that start in it). ``read`` AUTO reads rows when the window
+    holds at most ``ROW_MODE_MAX_ROWS`` and none was sampled out, sketches otherwise (rows
+    again if no pod wrote sketches). Raises DriftInputError for sketches of a row count, and
+    LogStoreError when the store cannot be read.
+    """
+    from driftline.inference_log import engine_for, window_rows
 
     baseline = _artifact(registry, model, version, BASELINE, Baseline.from_json)
     schema = _artifact(registry, model, version, FEATURE_SCHEMA, FeatureSchema.from_json)
     shown = masked(store_url)
+    source = {"mode": "live", "model": model, "version": version, "log_store": shown}
+    engine = engine_for(existing_store(store_url))
+    if last is not None:
+        if read is WindowRead.SKETCH:
+            raise DriftInputError("sketches cover a lookback, not a number of rows: use --lookback")
+        return _row_inputs(engine, baseline, schema, version, source, model, None, last)
+    assert lookback_seconds is not None, "a live window is a lookback or a row count"
+    until = now if now is not None else time.time()
+    since = until - lookback_seconds
+    source["window"] = f"last {lookback_seconds:g} s"
+    if read is WindowRead.AUTO:
+        count, sampled = from_store(
+            shown,
+            lambda: window_rows(
+                engine, model, version, since=since, until=until, limit=ROW_MODE_MAX_ROWS
+            ),
+        )
+        read = WindowRead.SKETCH if sampled or count > ROW_MODE_MAX_ROWS else WindowRead.ROWS
+        if read is WindowRead.SKETCH:
+            merged = _merged_sketches(engine, baseline, model, version, since, until, shown)
+            if merged.buckets:
+                return DriftInputs(baseline, merged.summary(), "", {**source, "read": "sketch"})
+            source["note"] = "no drift sketches in the window: read the logged rows"
+    elif read is WindowRead.SKETCH:
+        merged = _merged_sketches(engine, baseline, model, version, since, until, shown)
+        return DriftInputs(baseline, merged.summary(), "", {**source, "read": "sketch"})
+    return _row_inputs(engine, baseline, schema, version, source, model, lookback_seconds, None)
+
+
+def _merged_sketches(
+    engine: sa.Engine,
+    baseline: Baseline,
+    model: str,
+    version: str,
+    since: float,
+    until: float,
+    shown: str,
+) -> WindowSketch:
+    """The window's sketch buckets merged one stored chunk at a time."""
+    from driftline.inference_log import read_sketches
+
+    merged = WindowSketch(sketch_layout(baseline))
+
+    def merge_all() -> None:
+        for chunk in read_sketches(engine, model, version, since=since, until=until):
+            merged.merge(chunk)
+
+    try:
+        from_store(shown, merge_all)
+    except ValueError as exc:
+        raise DriftInputError(f"drift sketches of {model} version {version}: {exc}") from exc
+    return merged
+
+
+def _row_inputs(
+    engine: sa.Engine,
+    baseline: Baseline,
+    schema: FeatureSchema,
+    version: str,
+    source: dict[str, str],
+    model: str,
+    lookback_seconds: float | None,
+    last: int | None,
+) -> DriftInputs:
+    """The window's logged rows, reduced exactly."""
+    from driftline.inference_log import read_window
+
     records = from_store(
-        shown,
-        lambda: read_window(
-            engine_for(existing_store(store_url)),
-            model,
-            version,
-            lookback_seconds=lookback_seconds,
-            limit=last,
-        ),
+        source["log_store"],
+        lambda: read_window(engine, model, version, lookback_seconds=lookback_seconds, limit=last),
     )
     frame = pd.DataFrame.from_records([r.features for r in records])
     if records:
@@ -154,33 +240,21 @@ def live_inputs(
     else:
         frame = pd.DataFrame({name: pd.Series(dtype=object) for name in schema.names})
     window = f"last {last} rows" if last is not None else f"last {lookback_seconds:g} s"
+    probabilities = np.array([r.probability for r in records], dtype=np.float64)
+    current = model_frame(frame, schema, "logged")
     return DriftInputs(
         baseline=baseline,
-        current=model_frame(frame, schema, "logged"),
-        probabilities=np.array([r.probability for r in records], dtype=np.float64),
+        window=summarise_rows(baseline, current, probabilities),
         prediction_note="",
-        source={
-            "mode": "live",
-            "model": model,
-            "version": version,
-            "log_store": shown,
-            "window": window,
-        },
+        source={**source, "window": window, "read": "rows"},
     )
 
 
 def run_check(inputs: DriftInputs, thresholds: DriftThresholds) -> DriftReport:
     """Decide on ``inputs`` and record where they came from in the report."""
-    try:
-        report = check_drift(
-            inputs.baseline,
-            inputs.current,
-            inputs.probabilities,
-            thresholds,
-            prediction_note=inputs.prediction_note,
-        )
-    except PureInputError as exc:
-        raise DriftInputError(str(exc)) from exc
+    report = decide(
+        inputs.baseline, inputs.window, thresholds, prediction_note=inputs.prediction_note
+    )
     return report.model_copy(update={"source": inputs.source})
 
 

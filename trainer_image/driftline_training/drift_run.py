@@ -28,6 +28,7 @@ from driftline.registry_conventions import CHAMPION
 from driftline_training.drift_check import (
     DriftInputs,
     FilesOptions,
+    WindowRead,
     files_inputs,
     live_inputs,
     run_check,
@@ -52,7 +53,8 @@ class LiveSource:
     """Live mode: a window of the inference log against a model version's stored baseline.
 
     ``version`` None means the version the ``champion`` alias points at. The window is the
-    newest ``last`` rows when given, else the rows of the last ``lookback_seconds``.
+    newest ``last`` rows when given, else the rows (or the drift sketches, see ``read``) of the
+    last ``lookback_seconds``.
     """
 
     model: str
@@ -60,6 +62,7 @@ class LiveSource:
     version: str | None = None
     lookback_seconds: float | None = None
     last: int | None = None
+    read: WindowRead = WindowRead.AUTO
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ def _live_inputs(source: LiveSource, tracking: TrackingSettings) -> DriftInputs:
         source.log_store,
         lookback_seconds=source.lookback_seconds,
         last=source.last,
+        read=source.read,
     )
 
 
