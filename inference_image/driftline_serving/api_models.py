@@ -93,7 +93,12 @@ class LabelBatch(BaseModel):
 class FeedbackAccepted(BaseModel):
     """Labels accepted; they are written to the feedback table within a flush interval."""
 
-    accepted: int = Field(description="Labels in the call (repeats of an id included).")
+    accepted: int = Field(description="Labels stored (repeats of an id included).")
+    unsampled: int = Field(
+        0,
+        description="Labels of requests the log sample rate left out: acknowledged, not stored"
+        " (no logged prediction to join).",
+    )
 
 
 class ErrorBody(BaseModel):

@@ -26,8 +26,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from driftline.inference_log import Feedback, LogRecord, LogStore
+from driftline.inference_log import Feedback, LogRecord, LogStore, SketchRecord
 from driftline.registry_conventions import SHADOW
+from driftline.sketch import Sketcher, sketch_layout
 from driftline_serving.api_models import (
     DOC_MODELS,
     BatchRequest,
@@ -61,7 +62,8 @@ from driftline_serving.records import (
     feedback_labels,
 )
 from driftline_serving.settings import ServingSettings
-from driftline_serving.split import SHADOW_HEADER
+from driftline_serving.sketch_sink import SketchSink
+from driftline_serving.split import SHADOW_HEADER, logged
 
 logger = logging.getLogger("driftline.serving")
 
@@ -93,7 +95,10 @@ class ServerState:
     store: LogStore
     writer: LogWriter[LogRecord]
     feedback: LogWriter[Feedback]
+    sketches: LogWriter[SketchRecord]
     model: LoadedModel | None = None
+    # Set with the model when it has a baseline and sketches are on.
+    sketch: SketchSink | None = None
     load_error: str | None = None
     # The served version's prediction counter, labelled once when the model loads: a label
     # lookup per request is measurable on a sub-millisecond path.
@@ -119,17 +124,25 @@ def create_app(
         settings,
         (metrics.feedback_written, metrics.feedback_dropped, metrics.feedback_write_errors),
     )
-    state = ServerState(settings, metrics, store, writer, feedback)
+    sketches: LogWriter[SketchRecord] = _buffered(
+        store.write_sketches,
+        "drift sketch",
+        settings,
+        (metrics.sketch_written, metrics.sketch_dropped, metrics.sketch_write_errors),
+    )
+    state = ServerState(settings, metrics, store, writer, feedback, sketches)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
-        writer.start()
-        feedback.start()
+        for started in (writer, feedback, sketches):
+            started.start()
         loading = asyncio.create_task(_load_until_ready(state, load))
         yield
         loading.cancel()
-        await writer.stop()
-        await feedback.stop()
+        if state.sketch is not None:
+            await state.sketch.stop()
+        for stopped in (writer, feedback, sketches):
+            await stopped.stop()
 
     app = FastAPI(
         title="Driftline inference server",
@@ -182,11 +195,38 @@ async def _load_until_ready(
         state.served = state.metrics.predictions.labels(
             model.name, model.version, state.settings.variant
         )
+        state.sketch = _sketch_sink(state, model)
         state.model, state.load_error = model, None
         state.metrics.model_info.labels(
             model.name, model.version, state.settings.variant, model.runtime.value
         ).set(1)
         logger.info("serving %s version %s (%s)", model.name, model.version, model.runtime.value)
+
+
+def _sketch_sink(state: ServerState, model: LoadedModel) -> SketchSink | None:
+    """The version's drift sketch, started; None when off or the version has no baseline."""
+    settings = state.settings
+    if not settings.sketches:
+        return None
+    if model.baseline is None:
+        logger.warning("version %s has no baseline.json: no drift sketches", model.version)
+        return None
+    sketcher = Sketcher(
+        sketch_layout(model.baseline),
+        model.schema,
+        bucket_seconds=settings.sketch_bucket_seconds,
+        sample_rows=settings.sketch_sample_rows,
+    )
+    sink = SketchSink(
+        sketcher,
+        state.sketches,
+        model=model.name,
+        version=model.version,
+        variant=settings.variant,
+        pod=settings.pod_name,
+    )
+    sink.start()
+    return sink
 
 
 def _routes(app: FastAPI, state: ServerState) -> None:
@@ -230,6 +270,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     async def prometheus() -> Response:
         metrics.log_buffer_rows.set(state.writer.depth)
         metrics.feedback_buffer_rows.set(state.feedback.depth)
+        metrics.sketch_buffer_buckets.set(state.sketches.depth)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post(
@@ -305,20 +346,22 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     async def feedback(request: Request) -> Response:
         body = await _read_json(request, settings.max_body_bytes)
         labels = feedback_labels(body, settings.max_feedback)
-        await _check_served(state, labels)
+        stored = await _check_served(state, labels)
         now = time.time()
         state.feedback.submit(
-            [Feedback(now, settings.model_name, item.request_id, item.label) for item in labels]
+            [Feedback(now, settings.model_name, item.request_id, item.label) for item in stored]
         )
-        metrics.feedback_labels.inc(len(labels))
-        return _json({"accepted": len(labels)}, status=202)
+        metrics.feedback_labels.inc(len(stored))
+        return _json({"accepted": len(stored), "unsampled": len(labels) - len(stored)}, status=202)
 
 
-async def _check_served(state: ServerState, labels: list[ValidLabel]) -> None:
-    """Raise unless the inference log holds a prediction for every labelled id.
+async def _check_served(state: ServerState, labels: list[ValidLabel]) -> list[ValidLabel]:
+    """The labels to store: those of ids the inference log holds a prediction for.
 
     One indexed read, bounded by ``feedback_lookup_seconds``: a store that cannot answer gets
-    the caller a 503 to retry on, never a label accepted for an id that may be a typo.
+    the caller a 503 to retry on, never a label accepted for an id that may be a typo. With a
+    log sample rate below 1, an id without a row whose hash says it was sampled out is left
+    out (its label could never join a prediction); any other unknown id raises a 422.
     """
     settings = state.settings
     try:
@@ -334,14 +377,16 @@ async def _check_served(state: ServerState, labels: list[ValidLabel]) -> None:
     except Exception as exc:  # any store failure (driver, network): the caller retries
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreUnavailableError(f"the inference log cannot be read: {reason}") from exc
+    rate = settings.log_sample_rate
     for item in labels:
-        if item.request_id not in served:
+        if item.request_id not in served and logged(item.request_id, rate):
             raise InvalidInputError(
                 f"no prediction of {settings.model_name} was logged under {item.request_id!r}"
                 f" (never served, or served in the last {settings.log_flush_seconds:g} s and"
                 " not written yet)",
                 item.field,
             )
+    return [item for item in labels if item.request_id in served]
 
 
 async def _answers(
@@ -363,10 +408,14 @@ async def _answers(
         )
     now = time.time()
     latency_ms = (time.perf_counter() - started) * 1000.0
+    rate = state.settings.log_sample_rate
     answers, rows = [], []
+    scores = [float(p) for p in probabilities]
+    classes = [int(p >= model.threshold) for p in scores]
+    if state.sketch is not None:
+        state.sketch.add(now, records, scores, classes)
     for i, record in enumerate(records):
-        probability = float(probabilities[i])
-        prediction = int(probability >= model.threshold)
+        probability, prediction = scores[i], classes[i]
         answer = {
             "prediction": prediction,
             "probability": probability,
@@ -379,18 +428,21 @@ async def _answers(
         if explanations is not None:
             answer["explanation"] = explanations[i]
         answers.append(answer)
-        rows.append(
-            LogRecord(
-                now, model.name, model.version, variant, record.request_id,
-                record.features, prediction, probability, latency_ms,
-            )
-        )  # fmt: skip
+        if rate >= 1.0 or logged(record.request_id, rate):
+            rows.append(
+                LogRecord(
+                    now, model.name, model.version, variant, record.request_id,
+                    record.features, prediction, probability, latency_ms, rate,
+                )
+            )  # fmt: skip
         for feature in record.unknown:
             if feature in model.numeric:
                 metrics.out_of_range.labels(feature).inc()
             else:
                 metrics.unknown_categories.labels(feature).inc()
     state.writer.submit(rows)
+    if len(rows) < len(records):
+        metrics.log_sampled_out.inc(len(records) - len(rows))
     assert state.served is not None, "set with the model, before any answer"
     state.served.inc(len(records))
     return answers

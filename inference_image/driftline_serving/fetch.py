@@ -3,7 +3,8 @@
 The MLflow client costs ~130 MB of memory once imported, three times what the server needs to
 answer requests. So the server runs this module as a child process (as an init container would
 in Kubernetes), and loads only the files it writes: ``model.onnx``, ``feature_schema.json``,
-``threshold.json``, the MLflow model folder and ``version.json``.
+``threshold.json``, ``baseline.json`` (the bins drift sketches count into), the MLflow model
+folder and ``version.json``.
 
 Usage: python -m driftline_serving.fetch --model NAME (--version V | --alias A) --dest DIR
 Prints one JSON object: {"model", "version", "dir"}; exits 1 with a one-line reason on error.
@@ -45,6 +46,10 @@ def fetch(
         folder = Path(registry.download(name, resolved, artifacts.ARTIFACT_DIR, tmp))
         for path in (artifacts.ONNX_MODEL, artifacts.FEATURE_SCHEMA, artifacts.THRESHOLD):
             (dest / Path(path).name).write_bytes((folder / Path(path).name).read_bytes())
+        baseline = folder / Path(artifacts.BASELINE).name
+        # Optional: a version without one is served without drift sketches.
+        if baseline.exists():
+            (dest / baseline.name).write_bytes(baseline.read_bytes())
     # The version's source is the logged model (models:/m-...), resolved by the tracking store.
     download_artifacts(
         artifact_uri=registry.source(name, resolved),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from driftline import artifacts
+from driftline.baseline import Baseline
 from driftline.schema import FeatureKind, FeatureSchema
 from driftline.tracking import resolve_tracking
 from driftline_serving.fetch import MODEL_FOLDER, VERSION_FILE
@@ -40,6 +41,7 @@ class LoadedModel:
     validator: RecordValidator
     folder: Path
     native: NativePredictor | None = None
+    baseline: Baseline | None = None
 
     @functools.cached_property
     def numeric(self) -> frozenset[str]:
@@ -65,6 +67,9 @@ def load_model(settings: ServingSettings) -> LoadedModel:
         schema = FeatureSchema.from_json((folder / Path(artifacts.FEATURE_SCHEMA).name).read_text())
         threshold = json.loads((folder / Path(artifacts.THRESHOLD).name).read_text())["threshold"]
         onnx_model = (folder / Path(artifacts.ONNX_MODEL).name).read_bytes()
+        baseline_file = folder / Path(artifacts.BASELINE).name
+        # Versions trained before drift sketches were fetched without it: served, not sketched.
+        baseline = Baseline.from_json(baseline_file.read_text()) if baseline_file.exists() else None
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"model files in {folder} are incomplete: {exc}") from exc
     native = None
@@ -84,6 +89,7 @@ def load_model(settings: ServingSettings) -> LoadedModel:
         validator=RecordValidator(schema),
         folder=folder,
         native=native,
+        baseline=baseline,
     )
 
 

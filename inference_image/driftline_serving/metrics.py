@@ -35,6 +35,11 @@ class ServingMetrics:
     feedback_written: Counter
     feedback_dropped: Counter
     feedback_write_errors: Counter
+    log_sampled_out: Counter
+    sketch_buffer_buckets: Gauge
+    sketch_written: Counter
+    sketch_dropped: Counter
+    sketch_write_errors: Counter
 
 
 def serving_metrics() -> ServingMetrics:
@@ -112,5 +117,30 @@ def serving_metrics() -> ServingMetrics:
         ),
         feedback_write_errors=Counter(
             "driftline_feedback_write_errors_total", "Failed feedback writes.", registry=registry
+        ),
+        log_sampled_out=Counter(
+            "driftline_log_sampled_out_rows_total",
+            "Answered requests whose row was not logged (log sample rate below 1).",
+            registry=registry,
+        ),
+        sketch_buffer_buckets=Gauge(
+            "driftline_sketch_buffer_buckets",
+            "Sealed drift-sketch buckets waiting to be written.",
+            registry=registry,
+        ),
+        sketch_written=Counter(
+            "driftline_sketch_written_buckets_total",
+            "Drift-sketch buckets written (one per version and time bucket).",
+            registry=registry,
+        ),
+        sketch_dropped=Counter(
+            "driftline_sketch_dropped_buckets_total",
+            "Drift-sketch buckets dropped because the buffer was full.",
+            registry=registry,
+        ),
+        sketch_write_errors=Counter(
+            "driftline_sketch_write_errors_total",
+            "Failed drift-sketch writes.",
+            registry=registry,
         ),
     )

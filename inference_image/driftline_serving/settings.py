@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from enum import StrEnum
 from pathlib import Path
 
@@ -39,6 +40,31 @@ class ServingSettings(TrackingSettings):
     log_batch_rows: int = Field(1000, ge=1, description="Rows per insert.")
     log_flush_seconds: float = Field(0.2, gt=0, description="Longest wait before a flush.")
     log_retry_seconds: float = Field(1.0, gt=0, description="Wait after a failed write.")
+    log_retention_days: int = Field(
+        0,
+        ge=0,
+        description="Days of inference log and drift sketches kept; older whole days are"
+        " dropped (PostgreSQL day partitions) or their rows deleted (SQLite, and tables created"
+        " before partitioning). 0 keeps everything.",
+    )
+    log_sample_rate: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of requests whose rows are logged, chosen by a hash of the request id"
+        " (steps of 0.0001); drift sketches count every request.",
+    )
+    sketches: bool = Field(True, description="Count requests into drift sketches.")
+    sketch_bucket_seconds: float = Field(
+        60.0, ge=1.0, le=3600.0, description="Length of one drift-sketch time bucket."
+    )
+    sketch_sample_rows: int = Field(
+        128, ge=1, le=100_000, description="Sample rows a sketch bucket keeps for KS tests."
+    )
+    pod_name: str = Field(
+        default_factory=socket.gethostname,
+        description="Names this process in the sketch rows (the pod's name in Kubernetes).",
+    )
     onnx_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads.")
     max_feedback: int = Field(10_000, ge=1, description="Most labels in one /feedback call.")
     feedback_lookup_seconds: float = Field(

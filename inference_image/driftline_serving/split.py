@@ -34,6 +34,16 @@ def shadowed(request_id: str, shadow_bps: int) -> bool:
     return bucket("shadow:" + request_id) < shadow_bps
 
 
+def logged(request_id: str, sample_rate: float) -> bool:
+    """Whether a request's row goes to the inference log at ``sample_rate`` (0..1).
+
+    Hashed with its own prefix, independent of the split and the shadow share, so every
+    variant logs the same share; deterministic, so the feedback path can tell an id that was
+    sampled out from one never served. Steps of one basis point.
+    """
+    return bucket("log:" + request_id) < round(sample_rate * BPS_TOTAL)
+
+
 def parse_split(text: str) -> int:
     """Basis points from a split file's content (an integer 0..10000); ValueError otherwise."""
     value = int(text.strip())

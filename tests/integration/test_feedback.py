@@ -115,9 +115,9 @@ def test_labels_through_the_router_land_once_and_repeats_are_counted(
     with httpx.Client(base_url=router.url, timeout=30) as client:
         single = client.post("/feedback", json=labels[0])
         assert single.status_code == 202, single.text
-        assert single.json() == {"accepted": 1}
+        assert single.json() == {"accepted": 1, "unsampled": 0}
         batch = client.post("/feedback", json={"labels": labels})
-        assert (batch.status_code, batch.json()) == (202, {"accepted": 200})
+        assert (batch.status_code, batch.json()) == (202, {"accepted": 200, "unsampled": 0})
         # The same batch again, with one label corrected: still one row a request.
         labels[5] = {**labels[5], "label": 1 - labels[5]["label"]}
         assert client.post("/feedback", json={"labels": labels}).status_code == 202
