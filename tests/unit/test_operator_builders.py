@@ -281,3 +281,26 @@ def test_images_default_to_the_operators_and_the_spec_wins() -> None:
         "containers"
     ]
     assert container["image"] == "inf:1"
+
+
+def test_inference_pods_get_the_logging_settings_and_their_own_name() -> None:
+    md = copy.deepcopy(MD)
+    md["spec"]["logging"] = {
+        "storeRef": {"secretName": "log-db"},
+        "sampleRate": 0.01,
+        "retentionDays": 7,
+        "sketchBucketSeconds": 30,
+    }
+    serving = [
+        o for o in children(md, "7", "8").objects
+        if o["kind"] == "Deployment" and "router" not in o["metadata"]["name"]
+    ]  # fmt: skip
+    assert len(serving) == 2
+    for obj in serving:
+        (container,) = obj["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+        assert env["DRIFTLINE_LOG_SAMPLE_RATE"] == "0.01"
+        assert env["DRIFTLINE_LOG_RETENTION_DAYS"] == "7"
+        assert env["DRIFTLINE_SKETCH_BUCKET_SECONDS"] == "30"
+        assert env["DRIFTLINE_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        assert env["DRIFTLINE_LOG_STORE"]["secretKeyRef"]["name"] == "log-db"

@@ -90,6 +90,27 @@ def log_store_env(logging: Logging | None) -> list[dict[str, Any]]:
     return [secret_env("DRIFTLINE_LOG_STORE", store.secret_name, store.key)]
 
 
+def serving_log_env(logging: Logging | None) -> list[dict[str, Any]]:
+    """What an inference pod logs: the store, the row sample rate, retention, sketch buckets.
+
+    The pod's own name (downward API) labels its sketch rows, so a check can count pods.
+    """
+    env = [
+        *log_store_env(logging),
+        {"name": "DRIFTLINE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
+    if logging is not None:
+        env += [
+            {"name": "DRIFTLINE_LOG_SAMPLE_RATE", "value": f"{logging.sample_rate:g}"},
+            {"name": "DRIFTLINE_LOG_RETENTION_DAYS", "value": str(logging.retention_days)},
+            {
+                "name": "DRIFTLINE_SKETCH_BUCKET_SECONDS",
+                "value": str(logging.sketch_bucket_seconds),
+            },
+        ]
+    return env
+
+
 def http_probe(path: str, port: int, period: int, failures: int) -> dict[str, Any]:
     """An HTTP GET probe."""
     return {

@@ -236,9 +236,31 @@ class LogStoreRef(ApiModel):
 
 
 class Logging(ApiModel):
-    """Where pods append the inference log."""
+    """Where pods append the inference log and their drift sketches, and how much of it."""
 
     store_ref: LogStoreRef | None = None
+    sample_rate: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of requests whose rows (features, prediction) are logged, chosen by a"
+        " hash of the request id in steps of 0.0001; drift sketches count every request, so drift"
+        " checks see all traffic whatever the rate. Labels join sampled rows only.",
+    )
+    retention_days: int = Field(
+        0,
+        ge=0,
+        le=3650,
+        description="Days of inference log and drift sketches kept (PostgreSQL drops whole day"
+        " partitions); 0 keeps everything.",
+    )
+    sketch_bucket_seconds: int = Field(
+        60,
+        ge=10,
+        le=3600,
+        description="Length of one drift-sketch time bucket: a pod writes one row per version"
+        " and bucket, and a live drift window is a whole number of buckets.",
+    )
 
 
 class RolloutStep(ApiModel):
