@@ -26,6 +26,7 @@ from driftline.sketch import (
     sample_key,
     sketch_layout,
 )
+from tests.sketching import served_values, sketched
 
 THRESHOLDS = DriftThresholds()
 
@@ -37,40 +38,12 @@ class Window:
     frame: pd.DataFrame
     probabilities: np.ndarray
 
+    def sketched(self, **options: int) -> WindowSketch:
+        return sketched(self.baseline, self.schema, self.frame, self.probabilities, **options)
+
     def rows(self) -> DriftReport:
         current = to_model_frame(self.frame, self.schema)
         return check_drift(self.baseline, current, self.probabilities, THRESHOLDS)
-
-
-def served_values(frame: pd.DataFrame, schema: FeatureSchema) -> list[tuple]:
-    """Each row as serving's validator hands it over: floats (NaN missing), raw text."""
-    out = []
-    for row in frame[schema.names].itertuples(index=False):
-        values = []
-        for spec, value in zip(schema.features, row, strict=True):
-            if spec.kind is FeatureKind.NUMERIC:
-                values.append(float("nan") if pd.isna(value) else float(value))
-            else:
-                values.append("__missing__" if pd.isna(value) else value)
-        out.append(tuple(values))
-    return out
-
-
-def sketched(window: Window, *, pods: int, buckets: int, sample_rows: int = 128) -> WindowSketch:
-    """The window served by ``pods`` pods over ``buckets`` one-minute buckets, then merged."""
-    layout = sketch_layout(window.baseline)
-    sketchers = [
-        Sketcher(layout, window.schema, bucket_seconds=60, sample_rows=sample_rows)
-        for _ in range(pods)
-    ]
-    values = served_values(window.frame, window.schema)
-    for i, (row, p) in enumerate(zip(values, window.probabilities, strict=True)):
-        ts = 1_000_020.0 + 60.0 * ((i // pods) % buckets)
-        sketchers[i % pods].add(ts, sample_key(f"req-{i}"), row, float(p), int(p >= 0.5))
-    merged = WindowSketch(layout)
-    for pod, sketcher in enumerate(sketchers):
-        merged.merge(BucketChunk.of(sketcher.seal(), layout.digest, f"pod-{pod}"))
-    return merged
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +66,7 @@ def test_counts_give_the_row_level_psi_and_chi_squared_exactly(
 ) -> None:
     rows = window.rows()
     sketch = decide(
-        window.baseline, sketched(window, pods=pods, buckets=buckets).summary(), THRESHOLDS
+        window.baseline, window.sketched(pods=pods, buckets=buckets).summary(), THRESHOLDS
     )
     assert sketch.samples == rows.samples
     for a, b in zip(rows.features, sketch.features, strict=True):
@@ -114,7 +87,7 @@ def test_counts_give_the_row_level_psi_and_chi_squared_exactly(
 
 def test_ks_from_the_merged_sample_is_within_its_stated_bound(window: Window) -> None:
     rows = window.rows()
-    merged = sketched(window, pods=20, buckets=15)
+    merged = window.sketched(pods=20, buckets=15)
     report = decide(window.baseline, merged.summary(), THRESHOLDS)
     assert report.window is not None and report.window.ks_error is not None
     # 300 buckets of ~23 rows keep 128 each: nothing was cut, so the sample is every row.
@@ -122,7 +95,7 @@ def test_ks_from_the_merged_sample_is_within_its_stated_bound(window: Window) ->
     for a, b in zip(rows.features, report.features, strict=True):
         if a.test == "ks":
             assert b.statistic == pytest.approx(a.statistic, abs=1e-6)
-    cut = sketched(window, pods=2, buckets=2, sample_rows=300)
+    cut = window.sketched(pods=2, buckets=2, sample_rows=300)
     small = decide(window.baseline, cut.summary(), THRESHOLDS)
     assert small.window is not None and small.window.ks_error is not None
     assert 0 < small.window.ks_sample < len(window.frame)
@@ -133,7 +106,7 @@ def test_ks_from_the_merged_sample_is_within_its_stated_bound(window: Window) ->
 
 
 def test_the_merged_sample_is_every_row_below_tau(window: Window) -> None:
-    merged = sketched(window, pods=4, buckets=3, sample_rows=100)
+    merged = window.sketched(pods=4, buckets=3, sample_rows=100)
     keys = np.array([sample_key(f"req-{i}") for i in range(len(window.frame))], dtype=np.float32)
     assert merged.tau < COMPLETE
     below = np.sort(keys[keys < merged.tau])
