@@ -83,7 +83,7 @@ def _serve_app(args: argparse.Namespace, settings: CliSettings) -> Any:
     serving = ServingSettings(**{k: v for k, v in overrides.items() if v is not None})
     url = serving.log_store_url()
     try:
-        store = open_store(url)
+        store = open_store(url, serving.log_retention_days)
     except ValueError as exc:
         raise ValueError(f"--log-store {url}: {exc}") from exc
     return create_app(serving, load_model, store)

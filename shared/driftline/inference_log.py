@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,11 +22,16 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from driftline import partitions
 from driftline.request_ids import MAX_REQUEST_ID
 from driftline.sketch import BucketChunk, SealedBucket
 
+logger = logging.getLogger("driftline.inference_log")
+
 METADATA = sa.MetaData()
 READ_CHUNK_ROWS = 50_000
+# How often a serving process creates partitions ahead and applies retention.
+MAINTENANCE_SECONDS = 3600.0
 
 INFERENCE_LOG = sa.Table(
     "driftline_inference_log",
@@ -160,9 +167,13 @@ def engine_for(url: str) -> sa.Engine:
 def create_schema(engine: sa.Engine) -> None:
     """Create the tables and indexes when missing (idempotent).
 
-    ``create_all`` skips the indexes of a table that exists, so an index added in a later
-    release is created on its own.
+    On PostgreSQL the inference log and sketch tables are partitioned by day
+    (``driftline.partitions``), with partitions up to two days ahead. ``create_all`` skips
+    the indexes of a table that exists, so an index added in a later release is created on
+    its own.
     """
+    # First: create_all would create these two unpartitioned.
+    partitions.create_partitioned(engine, (INFERENCE_LOG, DRIFT_SKETCH), time.time())
     METADATA.create_all(engine, checkfirst=True)
     for index in INFERENCE_LOG.indexes:
         index.create(engine, checkfirst=True)
@@ -343,13 +354,21 @@ class LogStore:
 
     Serving calls its writers from worker threads (``driftline_serving.log_writer``). The
     tables are created on first use, so a PostgreSQL server that is down at start is no reason
-    not to serve: the caller buffers rows until it answers.
+    not to serve: the caller buffers rows until it answers. After a successful write of
+    predictions or sketches, at most once every ``MAINTENANCE_SECONDS``, the writing thread
+    also creates day partitions ahead and applies retention (``partitions.maintain``).
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
-        """Use ``engine``; ``open_store`` builds one from a URL."""
+    def __init__(self, engine: sa.Engine, retention_days: int | None = None) -> None:
+        """Use ``engine``; ``open_store`` builds one from a URL.
+
+        ``retention_days``: days of predictions and sketches kept; 0 or None keeps all.
+        """
         self.engine = engine
+        self.retention_days = retention_days
         self._schema_ready = False
+        self._maintenance_due = 0.0
+        self._maintenance_lock = threading.Lock()
 
     def _ready(self) -> sa.Engine:
         if not self._schema_ready:
@@ -357,13 +376,31 @@ class LogStore:
             self._schema_ready = True
         return self.engine
 
+    def _maintain(self) -> None:
+        now = time.time()
+        # Non-blocking: another writer thread already maintaining is as good, and waiting
+        # for it would hold back this thread's rows.
+        if now < self._maintenance_due or not self._maintenance_lock.acquire(blocking=False):
+            return
+        try:
+            # Due again in an hour whatever happens: a failing run is not retried per batch.
+            self._maintenance_due = now + MAINTENANCE_SECONDS
+            partitions.maintain(self.engine, self.retention_days, now)
+        except Exception as exc:  # any store failure: the rows are written, serving goes on
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            logger.warning("inference log maintenance failed, next try in an hour: %s", reason)
+        finally:
+            self._maintenance_lock.release()
+
     def write(self, records: Sequence[LogRecord]) -> None:
-        """Insert predictions (``insert_batch``)."""
+        """Insert predictions (``insert_batch``); then maintenance when due."""
         insert_batch(self._ready(), records)
+        self._maintain()
 
     def write_sketches(self, records: Sequence[SketchRecord]) -> None:
-        """Insert sealed sketch buckets (``insert_sketches``)."""
+        """Insert sealed sketch buckets (``insert_sketches``); then maintenance when due."""
         insert_sketches(self._ready(), records)
+        self._maintain()
 
     def write_feedback(self, labels: Sequence[Feedback]) -> None:
         """Store labels (``upsert_feedback``)."""
@@ -374,14 +411,14 @@ class LogStore:
         return served_request_ids(self._ready(), model, request_ids)
 
 
-def open_store(url: str) -> LogStore:
+def open_store(url: str, retention_days: int | None = None) -> LogStore:
     """The store at ``url``, its tables created now for SQLite.
 
-    A SQLite file is local, so one that cannot be created now will not appear later: raises
-    ValueError (one line, with the cause) at once.
+    ``retention_days`` as for ``LogStore``. A SQLite file is local, so one that cannot be
+    created now will not appear later: raises ValueError (one line, with the cause) at once.
     """
     try:
-        store = LogStore(engine_for(url))
+        store = LogStore(engine_for(url), retention_days)
         if store.engine.dialect.name == "sqlite":
             store._ready()
     except (OSError, sa.exc.ArgumentError, sa.exc.OperationalError) as exc:
