@@ -65,7 +65,7 @@ def sample_key(request_id: str) -> float:
     split's and the row log's hashes (a challenger's rows are not all small keys).
     """
     digest = hashlib.blake2b(request_id.encode(), digest_size=4, person=b"dl-sketch").digest()
-    return (int.from_bytes(digest, "big") >> (32 - KEY_BITS)) / 2**KEY_BITS
+    return float((int.from_bytes(digest, "big") >> (32 - KEY_BITS)) / 2**KEY_BITS)
 
 
 @dataclass(frozen=True)
@@ -320,7 +320,7 @@ def bucket_from_frame(
         )
         counts[slot.offset + slot.size - 1] += n - int(finite.sum())
     for cat in layout.categorical:
-        index = pd.Index(cat.categories).get_indexer(frame[cat.name].to_numpy(dtype=object))
+        index = pd.Index(cat.categories).get_indexer(pd.Index(frame[cat.name]))
         index[index < 0] = cat.size - 1
         counts[cat.offset : cat.offset + cat.size] += np.bincount(index, minlength=cat.size)
     key = np.asarray(keys, dtype=SAMPLE_DTYPE)
@@ -433,10 +433,10 @@ class WindowSketch:
             numeric[slot.name] = self._numeric(slot, sample[:, column])
         prediction = self._numeric(self.layout.prediction, sample[:, -1])
         categorical = {}
-        for slot in self.layout.categorical:
-            counts = self.counts[slot.offset : slot.offset + slot.size].tolist()
-            by_name = dict(zip([*slot.categories, UNSEEN_BUCKET], counts, strict=True))
-            categorical[slot.name] = {c: n for c, n in by_name.items() if n}
+        for cat in self.layout.categorical:
+            counts = self.counts[cat.offset : cat.offset + cat.size].tolist()
+            by_name = dict(zip([*cat.categories, UNSEEN_BUCKET], counts, strict=True))
+            categorical[cat.name] = {c: n for c, n in by_name.items() if n}
         seconds = sorted(self.bucket_seconds)
         window = DriftWindow(
             mode="sketch",
