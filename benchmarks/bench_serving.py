@@ -6,7 +6,10 @@ Same model version, one worker each, wrk over loopback at 1 and 16 connections, 
 - mlflow models serve (the sklearn pipeline through pyfunc);
 - the router in front of driftline serve (its overhead is the p50 difference at 1 connection);
 - the router with a challenger (a second driftline serve) and shadow traffic at 0% and 100%:
-  the champion path's p50/p99 side by side (the copies share the machine's cores).
+  the champion path's p50/p99 side by side (the copies share the machine's cores);
+- drift sketches on and off (DRIFTLINE_SKETCHES): two servers measured in alternating rounds,
+  the throughput ratio and p50 difference per round (``--sketches-only`` runs just this and
+  writes benchmarks/results/serving-sketches.json).
 Needs wrk (apt-get install wrk). Uses the embedded store in .driftline (trains a champion when
 there is none). Writes benchmarks/results/serving.json.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,7 +125,144 @@ def shadow_runs(
     return results
 
 
+SKETCH_ROUNDS = 4
+
+
+def sketch_overhead(body: str, workdir: Path, env: dict, processes: list) -> dict:
+    """Sketches on against off: one server each, measured in alternating rounds.
+
+    Alternating rounds (on, off, on, off) keep a drift in the machine's load from landing on
+    one side; each round's ratio compares neighbours, and the median round is the figure.
+    Beside it, the CPU time ``SketchSink.add`` spends per request, timed in this process on
+    the same body, turned into a share of the time one request takes at 16 connections.
+    """
+    urls = {}
+    for side, enabled in (("on", "true"), ("off", "false")):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        command = [str(BIN / "driftline"), "serve", "--port", str(port),
+                   "--log-store", f"sqlite:///{workdir / f'sketch-{side}.db'}"]  # fmt: skip
+        process = start(command, url, "/ready", workdir, {**env, "DRIFTLINE_SKETCHES": enabled})
+        processes.append(process)
+        urls[side] = (url, process)
+    rounds = []
+    for _ in range(SKETCH_ROUNDS):
+        measured = {}
+        for side, (url, process) in urls.items():
+            result = measure(f"driftline serve, sketches {side}", url + "/predict", body,
+                             process, workdir)  # fmt: skip
+            measured[side] = {run["connections"]: run for run in result["runs"]}
+        rounds.append(
+            {
+                "throughput_on_over_off_c16": round(
+                    measured["on"][16]["requests_per_second"]
+                    / measured["off"][16]["requests_per_second"],
+                    3,
+                ),
+                "throughput_on_over_off_c1": round(
+                    measured["on"][1]["requests_per_second"]
+                    / measured["off"][1]["requests_per_second"],
+                    3,
+                ),
+                "p50_change_ms_c1": round(
+                    measured["on"][1]["p50_ms"] - measured["off"][1]["p50_ms"], 3
+                ),
+                "runs": measured,
+            }
+        )
+    for i, r in enumerate(rounds, 1):
+        print(
+            f"sketches on/off round {i}: throughput x{r['throughput_on_over_off_c16']} at c=16,"
+            f" x{r['throughput_on_over_off_c1']} at c=1; p50 change at c=1"
+            f" {r['p50_change_ms_c1']:+.3f} ms",
+            flush=True,
+        )
+    median = {
+        key: round(statistics.median(r[key] for r in rounds), 3)
+        for key in ("throughput_on_over_off_c16", "throughput_on_over_off_c1", "p50_change_ms_c1")
+    }
+    per_request_us = sketch_cost_us(body)
+    off_c16 = statistics.median(r["runs"]["off"][16]["requests_per_second"] for r in rounds)
+    share = per_request_us * 1e-6 * off_c16
+    print(
+        f"sketches on/off, median of {len(rounds)} rounds: throughput"
+        f" x{median['throughput_on_over_off_c16']} at c=16, p50 change at c=1"
+        f" {median['p50_change_ms_c1']:+.3f} ms; counting costs {per_request_us:.1f} us a request"
+        f" = {share:.1%} of a request's time at c=16 (goal: <= 3%)",
+        flush=True,
+    )
+    return {
+        "rounds": rounds,
+        "median": median,
+        "sketch_add_us_per_request": round(per_request_us, 2),
+        "sketch_share_of_request_time_c16": round(share, 4),
+        "goal": "throughput on/off >= 0.97 at c=16",
+    }
+
+
+def sketch_cost_us(body: str, requests: int = 50_000) -> float:
+    """Microseconds ``SketchSink.add`` takes per request: the body's record, fresh ids."""
+    import time
+    import uuid
+
+    from driftline.inference_log import SketchRecord
+    from driftline.sketch import Sketcher, sketch_layout
+    from driftline_serving.loader import load_model
+    from driftline_serving.log_writer import LogWriter
+    from driftline_serving.settings import ServingSettings
+    from driftline_serving.sketch_sink import SketchSink
+
+    model = load_model(ServingSettings(home=REPO / ".driftline"))
+    assert model.baseline is not None, "the served version has a baseline.json"
+    sink = SketchSink(
+        Sketcher(sketch_layout(model.baseline), model.schema),
+        LogWriter[SketchRecord](
+            lambda rows: None, capacity=1, batch_rows=1, flush_seconds=1, retry_seconds=1
+        ),
+        model=model.name, version=model.version, variant="champion", pod="bench",
+    )  # fmt: skip
+    features = json.loads(body)["features"]
+    records = [
+        model.validator.record({"features": features}, "", uuid.uuid4().hex)
+        for _ in range(requests)
+    ]
+    started = time.perf_counter()
+    for record in records:
+        sink.add(started, [record], [0.3], [0])
+    return (time.perf_counter() - started) / requests * 1e6
+
+
+def sketches_only() -> None:
+    """Run only the sketch overhead comparison (``--sketches-only``)."""
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    if subprocess.run([BIN / "driftline", "models"], env=env, capture_output=True).returncode:
+        subprocess.run([BIN / "driftline", "train", "--alias", "champion"], env=env, check=True)
+    body = _body()
+    processes: list = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            result = sketch_overhead(body, Path(tmp), env, processes)
+        finally:
+            for process in processes:
+                stop(process)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "serving-sketches.json"
+    out.write_text(json.dumps({"benchmark": "serving-sketches", "duration_seconds": int(DURATION),
+                               **result}, indent=2))  # fmt: skip
+    print(f"written {out}")
+
+
+def _body() -> str:
+    adult = load_adult("auto", Path.home() / ".cache" / "driftline" / "data")
+    features = json.loads(adult.drop(columns=["income"]).head(1).to_json(orient="records"))[0]
+    return json.dumps({"features": features})
+
+
 def main() -> None:
+    if "--sketches-only" in sys.argv[1:]:
+        sketches_only()
+        return
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
     home = REPO / ".driftline"
@@ -170,6 +311,7 @@ def main() -> None:
                         )
                     )
                     results += shadow_runs(url, log_store, ours, processes, workdir, env)
+            sketches = sketch_overhead(ours, workdir, env, processes)
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             mlflow_env = {**env, "MLFLOW_TRACKING_URI": tracking}
@@ -210,6 +352,7 @@ def main() -> None:
             }
             for c in (1, 16)
         },
+        "sketch_overhead": sketches,
         "goals": {"ratio": 25, "p50_ms_c1": 0.6, "rps_c16": 2500, "rss_mb": 150, "router_ms": 0.3},
     }
     print(
