@@ -136,6 +136,8 @@ def test_dashboard_covers_the_issue(path: Path) -> None:
         "Drift scores per feature",
         "driftline_performance_realised",
         "driftline_label_coverage",
+        "driftline_sketch_written_buckets_total",
+        "driftline_log_sampled_out_rows_total",
     ):
         assert needle in text, needle
     dashboard = json.loads(text)
