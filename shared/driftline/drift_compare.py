@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from driftline.baseline import CategoricalReference, NumericReference
 from driftline.drift_report import BinShare
-from driftline.drift_window import NumericWindow
+from driftline.drift_window import UNSEEN_BUCKET, NumericWindow
 from driftline.schema import MISSING_CATEGORY, FeatureKind
 from driftline.stattests import (
     BINNED_TEST,
@@ -33,8 +33,6 @@ from driftline.stattests import (
     stat_test,
 )
 
-# Label of the bucket holding the categories the baseline never saw.
-UNSEEN_BUCKET = "(unseen)"
 MISSING_BIN = "(missing)"
 # Why a variable was not tested; a reference with no values has nothing to compare against.
 NO_REFERENCE_VALUES = "the reference has no values"
@@ -100,7 +98,9 @@ def compare_numeric(
     elif not total:
         untestable = NO_CURRENT_ROWS
     elif present and window.sample.size and baseline.sample:
-        test = sample_test.function(baseline.sample, window.sample, alpha)
+        # On the window's grid, rounding is monotone: order kept, equal values kept equal.
+        on_grid = np.asarray(baseline.sample).astype(window.grid).astype(np.float64)
+        test = sample_test.function(on_grid, window.sample, alpha)
         described[sample_test.result_name] = f"{where}.sample ({len(baseline.sample)})"
         absent = total - present
         if baseline.null_fraction or absent:

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
     from driftline.baseline import Baseline
 
+# Label of the bucket holding the categories the baseline never saw (merged sketches count
+# them in it; rows count each category and the comparison sums the unseen ones into it).
+UNSEEN_BUCKET = "(unseen)"
 # Confidence of the error bound stated for a sampled empirical CDF.
 BOUND_CONFIDENCE = 0.95
 
@@ -35,11 +38,14 @@ class NumericWindow:
 
     ``counts`` has ``len(edges) + 2`` entries: the bins (-inf, e0], (e0, e1], ..., (e_last,
     inf) and the missing values. ``sample`` holds sorted present values for the sample test:
-    all of them for rows, a uniform sample of them for sketches.
+    all of them for rows, a uniform sample of them for sketches. ``grid`` is the precision the
+    sample was kept in (a sketch keeps float32): the reference sample is rounded to it before
+    a test, or an equal value on both sides (0.1) would sort apart and look like drift.
     """
 
     counts: npt.NDArray[np.int64]
     sample: npt.NDArray[np.float64]
+    grid: str = "float64"
 
     @property
     def present(self) -> int:

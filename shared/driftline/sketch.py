@@ -35,9 +35,8 @@ import numpy as np
 import numpy.typing as npt
 
 from driftline.categories import CategoryCanonicaliser
-from driftline.drift_compare import UNSEEN_BUCKET
 from driftline.drift_report import DriftWindow
-from driftline.drift_window import NumericWindow, WindowSummary, dkw_bound
+from driftline.drift_window import UNSEEN_BUCKET, NumericWindow, WindowSummary, dkw_bound
 from driftline.schema import MISSING_CATEGORY, FeatureKind, FeatureSchema
 
 if TYPE_CHECKING:
@@ -454,4 +453,4 @@ class WindowSketch:
     def _numeric(self, slot: NumericSlot, values: npt.NDArray[np.float32]) -> NumericWindow:
         present = values[np.isfinite(values)]
         counts = self.counts[slot.offset : slot.offset + slot.size].copy()
-        return NumericWindow(counts, np.sort(present.astype(np.float64)))
+        return NumericWindow(counts, np.sort(present.astype(np.float64)), SAMPLE_DTYPE.name)

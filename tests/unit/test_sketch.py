@@ -14,7 +14,9 @@ import pytest
 from driftline.baseline import Baseline, build_baseline
 from driftline.coercion import derive_schema, to_model_frame
 from driftline.drift import check_drift, decide
+from driftline.drift_compare import compare_numeric
 from driftline.drift_report import DriftReport
+from driftline.drift_window import NumericWindow, numeric_window
 from driftline.job_contracts import DriftThresholds
 from driftline.schema import FeatureKind, FeatureSchema
 from driftline.sketch import (
@@ -159,3 +161,22 @@ def test_buckets_of_another_baseline_are_skipped_and_counted(window: Window) -> 
     merged = WindowSketch(sketch_layout(changed))
     merged.merge(BucketChunk.of(bucket, layout.digest, "pod"))
     assert merged.skipped == 1 and merged.requests == 0
+
+
+def test_a_sketch_sample_in_float32_meets_the_reference_on_its_grid() -> None:
+    """0.1 kept as float32 is 0.10000000149: it must still tie with the reference's 0.1."""
+    values = np.tile([0.1, 0.2, 0.3, 0.7], 500)
+    reference = build_baseline(
+        pd.DataFrame({"rate": values}), values, derive_schema(pd.DataFrame({"rate": values}), None)
+    )
+    ref = reference.numeric["rate"]
+    kept = np.sort(values.astype(np.float32).astype(np.float64))
+    counts = numeric_window(values, ref.edges).counts
+    on_grid = compare_numeric(
+        ref, NumericWindow(counts, kept, "float32"), alpha=0.05, psi_threshold=0.2, test_name="ks"
+    )
+    assert on_grid.test is not None and on_grid.test.statistic == 0.0
+    off_grid = compare_numeric(
+        ref, NumericWindow(counts, kept), alpha=0.05, psi_threshold=0.2, test_name="ks"
+    )
+    assert off_grid.test is not None and off_grid.test.statistic > 0.2  # what the grid prevents

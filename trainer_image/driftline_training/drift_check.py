@@ -41,7 +41,6 @@ from driftline.job_contracts import DriftThresholds, PerformanceSummary
 from driftline.schema import MISSING_CATEGORY, FeatureKind, FeatureSchema, FeatureSpec
 from driftline.sketch import (
     KEY_BITS,
-    SAMPLE_DTYPE,
     BucketChunk,
     WindowSketch,
     bucket_from_frame,
@@ -130,8 +129,8 @@ def files_inputs(reference: Path, current: Path, options: FilesOptions) -> Drift
     batch and its sample whatever its size; the reference is kept compactly (see
     ``_ReferenceColumn``: ~8 bytes a value). Raises DataSourceError for a file that cannot be
     read, DriftInputError for tables that do not fit (a missing column, a value its column's
-    type cannot take, an empty reference). The inputs' baseline is build_baseline's with its
-    KS samples on the float32 grid of the window's sample (``_on_sample_grid``).
+    type cannot take, an empty reference). The KS tests compare on the float32 grid of the
+    window's sample (``drift_window.NumericWindow.grid``).
     """
     source = {"mode": "files", "reference": str(reference), "current": str(current)}
     tables = _file_table(reference), _file_table(current)
@@ -184,7 +183,7 @@ def _table_inputs(
     del columns  # the reference's values: the current side needs only the baseline
     window = _current_window(current, baseline, schema, prediction, options.seed)
     return DriftInputs(
-        baseline=_on_sample_grid(baseline),
+        baseline=baseline,
         window=window,
         prediction_note=note,
         source={**source, "read": "stream"},
@@ -458,28 +457,6 @@ def _current_window(
     # With no probability column every row was counted missing: there is no model to compare.
     return dataclasses.replace(
         summary, prediction=summary.prediction if prediction else None, window=window
-    )
-
-
-def _on_sample_grid(baseline: Baseline) -> Baseline:
-    """``baseline`` with its KS samples rounded to float32, the precision of a sketch's sample.
-
-    A sketch keeps sampled values as float32, so a current 0.1 becomes 0.10000000149 and sorts
-    after every reference 0.1: on a feature of a few decimal values (rates, prices) the KS
-    statistic would jump by a value's whole share with no drift at all. Rounding both sides
-    to one grid keeps equal values equal; rounding is monotone, so order is otherwise kept.
-    Bins and counts stay float64 and exact.
-    """
-
-    def rounded(reference: NumericReference) -> NumericReference:
-        sample = np.asarray(reference.sample, dtype=np.float64).astype(SAMPLE_DTYPE)
-        return reference.model_copy(update={"sample": tuple(sample.astype(np.float64).tolist())})
-
-    return baseline.model_copy(
-        update={
-            "numeric": {name: rounded(ref) for name, ref in baseline.numeric.items()},
-            "prediction": rounded(baseline.prediction),
-        }
     )
 
 
