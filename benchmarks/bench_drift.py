@@ -205,7 +205,7 @@ def make_fleet(folder: Path, pods: int, minutes: int, stores: list[str]) -> dict
     import numpy as np
     import pandas as pd
 
-    from driftline.baseline import build_baseline
+    from driftline.baseline_builder import build_baseline
     from driftline.coercion import derive_schema
     from driftline.inference_log import SketchRecord, create_schema, engine_for, insert_sketches
     from driftline.schema import MISSING_CATEGORY, FeatureKind

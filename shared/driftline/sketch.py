@@ -18,7 +18,8 @@ the merge keeps the ``sample_size`` of smallest key. Its error is stated with th
 (``drift_window.dkw_bound``).
 
 ``Sketcher`` is the pod side (pure Python per request: a few microseconds); ``WindowSketch``
-the check side (numpy over chunks of encoded buckets, so memory stays flat with the window).
+the check side (numpy over chunks of encoded buckets, so memory stays flat with the window);
+``driftline.sketch_frames`` builds buckets from tables. No pandas here: serving imports it.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ from driftline.drift_window import UNSEEN_BUCKET, NumericWindow, WindowSummary, 
 from driftline.schema import MISSING_CATEGORY, FeatureKind, FeatureSchema
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from driftline.baseline import Baseline
 
 SKETCH_FORMAT = 1
@@ -285,60 +284,6 @@ class Sketcher:
             sample_rows=len(sample),
             sample_bound=float(bound),
         )
-
-
-def bucket_from_frame(
-    layout: SketchLayout,
-    frame: pd.DataFrame,
-    probabilities: npt.ArrayLike | None,
-    keys: npt.ArrayLike,
-    *,
-    sample_rows: int,
-    start: float = 0.0,
-    seconds: float = 0.0,
-) -> SealedBucket:
-    """The bucket of many rows at once, vectorised: what ``Sketcher.add`` counts row by row.
-
-    ``frame`` is a model frame (``coercion.to_model_frame``) with the layout's features;
-    ``probabilities`` (None: no model, every row counted missing) and ``keys`` (uniform on
-    [0, 1)) have one entry per row. Used where rows arrive as tables (files), not requests.
-    """
-    import pandas as pd  # tables come from files: the serving image has no pandas
-
-    n = len(frame)
-    counts = np.zeros(layout.size, dtype=np.int64)
-    proba = np.full(n, np.nan) if probabilities is None else np.asarray(probabilities, float)
-    numeric_values = [frame[s.name].to_numpy(dtype=np.float64) for s in layout.numeric]
-    for slot, values in zip(
-        [*layout.numeric, layout.prediction], [*numeric_values, proba], strict=True
-    ):
-        finite = np.isfinite(values)
-        index = np.searchsorted(np.asarray(slot.edges, dtype=np.float64), values[finite], "left")
-        counts[slot.offset : slot.offset + slot.size - 1] += np.bincount(
-            index, minlength=slot.size - 1
-        )
-        counts[slot.offset + slot.size - 1] += n - int(finite.sum())
-    for cat in layout.categorical:
-        index = pd.Index(cat.categories).get_indexer(pd.Index(frame[cat.name]))
-        index[index < 0] = cat.size - 1
-        counts[cat.offset : cat.offset + cat.size] += np.bincount(index, minlength=cat.size)
-    key = np.asarray(keys, dtype=SAMPLE_DTYPE)
-    bound = COMPLETE
-    kept = np.arange(n)
-    if n > sample_rows:
-        kept = np.argpartition(key, sample_rows - 1)[:sample_rows]
-        bound = float(key[kept].max())
-    sample = np.column_stack([key, *numeric_values, proba])[kept].astype(SAMPLE_DTYPE)
-    return SealedBucket(
-        start=start,
-        seconds=seconds,
-        requests=n,
-        positives=0,
-        counts=counts.astype(COUNT_DTYPE).tobytes(),
-        sample=sample.tobytes(),
-        sample_rows=len(sample),
-        sample_bound=bound,
-    )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.baseline import Baseline, build_baseline
+from driftline.baseline import Baseline
+from driftline.baseline_builder import build_baseline
 from driftline.coercion import derive_schema
 from driftline.schema import MISSING_CATEGORY
 from driftline.stattests import bin_proportions, quantile_edges

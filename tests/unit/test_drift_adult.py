@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from driftline.baseline import Baseline, build_baseline
+from driftline.baseline import Baseline
+from driftline.baseline_builder import build_baseline
 from driftline.coercion import derive_schema, to_model_frame
 from driftline.drift import check_drift, decide
 from driftline.drift_report import DriftReport, DriftStatus

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.baseline import build_baseline
+from driftline.baseline_builder import build_baseline
 from driftline.coercion import derive_schema, to_model_frame
 from driftline.drift import check_drift
 from driftline.drift_report import DriftReport, FeatureDrift

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.baseline import Baseline, build_baseline
+from driftline.baseline import Baseline
+from driftline.baseline_builder import build_baseline
 from driftline.coercion import derive_schema, to_model_frame
 from driftline.drift import check_drift, decide
 from driftline.drift_compare import compare_numeric
@@ -24,10 +25,10 @@ from driftline.sketch import (
     BucketChunk,
     Sketcher,
     WindowSketch,
-    bucket_from_frame,
     sample_key,
     sketch_layout,
 )
+from driftline.sketch_frames import bucket_from_frame
 from tests.sketching import served_values, sketched
 
 THRESHOLDS = DriftThresholds()

@@ -9,7 +9,7 @@ Files mode streams. Both tables are read in record batches of ``BATCH_ROWS`` row
 columns the check needs (Parquet through pyarrow's page-wise reader, CSV through pandas'
 chunked reader), named and cleaned as ``adult.load_table`` names them and typed through
 ``driftline.coercion``. The current table never sits in memory whole: each batch is typed,
-counted over the baseline's bins into a drift-sketch bucket (``sketch.bucket_from_frame``) and
+counted over the baseline's bins into a drift-sketch bucket (``bucket_from_frame``) and
 merged into a ``WindowSketch``, so PSI and the chi-squared and missing-share tests are the
 row-level ones and the KS tests see a uniform sample of ``CURRENT_SAMPLE_ROWS`` rows. The
 reference is kept compactly (``_ReferenceColumn``), because the schema and the baseline's
@@ -32,7 +32,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from driftline.artifacts import BASELINE, FEATURE_SCHEMA
-from driftline.baseline import Baseline, CategoricalReference, NumericReference, numeric_reference
+from driftline.baseline import Baseline, CategoricalReference, NumericReference
+from driftline.baseline_builder import numeric_reference
 from driftline.coercion import FeatureValueError, coerce_column, derive_schema, to_model_frame
 from driftline.drift import decide
 from driftline.drift_report import DriftReport
@@ -43,9 +44,9 @@ from driftline.sketch import (
     KEY_BITS,
     BucketChunk,
     WindowSketch,
-    bucket_from_frame,
     sketch_layout,
 )
+from driftline.sketch_frames import bucket_from_frame
 from driftline_training.adult import normalise
 from driftline_training.contracts import read_schema
 from driftline_training.drift_report_html import render_html

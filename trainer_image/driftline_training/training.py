@@ -16,7 +16,8 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
 from driftline.attribution import output_sources, sum_by_feature
-from driftline.baseline import Baseline, build_baseline
+from driftline.baseline import Baseline
+from driftline.baseline_builder import build_baseline
 from driftline.coercion import FeatureValueError, coerce_column, derive_schema, to_model_frame
 from driftline.schema import FeatureSchema
 from driftline.validation import validate_frame
