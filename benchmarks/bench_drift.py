@@ -4,7 +4,7 @@ Files. UCI Adult is resampled with replacement to 1M reference rows and 1M curre
 current sample favours people under 35 three to one: a covariate shift in age, marital status
 and relationship) and written once to Parquet. Each side then runs in its own process and
 reads both files. Driftline streams them inside its check, as ``driftline drift-check
---reference --current`` does (``drift_check.files_inputs``: record batches of the needed
+--reference --current`` does (``drift_files.files_inputs``: record batches of the needed
 columns, the current table reduced into a drift sketch), so its load time is its imports and
 its check time includes reading. Evidently loads both tables with pandas first (timed apart),
 then runs ``DataDriftPreset(method="psi")`` with the same 0.2 threshold. Evidently 0.7 needs
@@ -148,7 +148,8 @@ def child(side: str, folder: Path) -> None:
 def driftline_check(numeric: list[str], categorical: list[str]):
     # The column lists go unused: like `driftline drift-check`, Driftline infers the types.
     from driftline.job_contracts import DriftThresholds
-    from driftline_training.drift_check import FilesOptions, files_inputs, run_check
+    from driftline_training.drift_check import run_check
+    from driftline_training.drift_files import FilesOptions, files_inputs
 
     def run(reference: Path, current: Path) -> dict[str, float]:
         # Streams both files: reading is part of the check, nothing is loaded before it.

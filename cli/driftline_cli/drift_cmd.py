@@ -228,7 +228,7 @@ def _check(args: argparse.Namespace, settings: CliSettings, files_mode: bool) ->
 
 def _files_source(args: argparse.Namespace) -> FilesSource:
     from driftline_training.adult import TARGET
-    from driftline_training.drift_check import FilesOptions
+    from driftline_training.drift_files import FilesOptions
     from driftline_training.drift_run import FilesSource
 
     options = FilesOptions(

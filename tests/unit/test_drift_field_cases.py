@@ -17,7 +17,8 @@ from driftline.drift import check_drift
 from driftline.drift_report import DriftReport, FeatureDrift
 from driftline.job_contracts import DriftThresholds
 from driftline.schema import FeatureKind, FeatureSchema, FeatureSpec
-from driftline_training.drift_check import FilesOptions, files_inputs, run_check
+from driftline_training.drift_check import run_check
+from driftline_training.drift_files import FilesOptions, files_inputs
 from driftline_training.errors import DriftInputError
 
 CASES = Path(__file__).parents[1] / "cases"

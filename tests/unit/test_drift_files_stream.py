@@ -20,9 +20,10 @@ from driftline.coercion import derive_schema, to_model_frame
 from driftline.drift import check_drift
 from driftline.job_contracts import DriftThresholds
 from driftline.schema import FeatureKind
-from driftline_training import drift_check
+from driftline_training import drift_files
 from driftline_training.adult import load_table
-from driftline_training.drift_check import FilesOptions, files_inputs, run_check
+from driftline_training.drift_check import run_check
+from driftline_training.drift_files import FilesOptions, files_inputs
 from driftline_training.errors import DriftInputError
 
 THRESHOLDS = DriftThresholds()
@@ -35,7 +36,7 @@ def score(frame: pd.DataFrame) -> np.ndarray:
 
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(drift_check, "BATCH_ROWS", 1_000)
+    monkeypatch.setattr(drift_files, "BATCH_ROWS", 1_000)
     return 1_000
 
 
@@ -71,8 +72,8 @@ def test_the_streamed_reference_gives_build_baselines_baseline(
     expected = build_baseline(whole, whole["score"], schema, seed=3)
     assert inputs.baseline == expected
     # The schema (kinds, categories, bounds, null shares) derive_schema gives the whole table.
-    table = drift_check._file_table(path)
-    columns, _, _ = drift_check._read_reference(table, schema.names, None)
+    table = drift_files._file_table(path)
+    columns, _, _ = drift_files._read_reference(table, schema.names, None)
     assert tuple(columns[name].spec() for name in schema.names) == schema.features
     assert inputs.baseline.categorical["region"].proportions["r9"] == 1 / len(whole)
     assert schema.feature("rating").kind is FeatureKind.NUMERIC
@@ -102,8 +103,8 @@ def test_a_large_current_file_gives_the_row_level_psi_and_chi_squared(
     )
     window = streamed.window
     assert window is not None and window.mode == "sketch" and window.rows == 300_000
-    assert window.buckets == -(-300_000 // drift_check.BATCH_ROWS) and window.pods == 0
-    assert window.ks_sample == drift_check.CURRENT_SAMPLE_ROWS and window.ks_error is not None
+    assert window.buckets == -(-300_000 // drift_files.BATCH_ROWS) and window.pods == 0
+    assert window.ks_sample == drift_files.CURRENT_SAMPLE_ROWS and window.ks_error is not None
     assert streamed.source["read"] == "stream"
     assert streamed.samples == rows_report.samples
     for a, b in zip(rows_report.features, streamed.features, strict=True):
@@ -162,7 +163,7 @@ def test_only_the_needed_columns_are_read(tmp_path: Path, small_batches: int) ->
         tmp_path / "current.parquet"
     )
     read = []
-    table = drift_check._file_table(tmp_path / "current.parquet")
+    table = drift_files._file_table(tmp_path / "current.parquet")
     for batch in table.batches(["x", "y"]):
         read.append(batch)
     assert all(list(b.columns) == ["x", "y"] and len(b) <= small_batches for b in read)

@@ -27,13 +27,12 @@ from driftline.job_contracts import (
 from driftline.registry_conventions import CHAMPION
 from driftline_training.drift_check import (
     DriftInputs,
-    FilesOptions,
     WindowRead,
-    files_inputs,
     live_inputs,
     run_check,
     write_report,
 )
+from driftline_training.drift_files import FilesOptions, files_inputs
 
 if TYPE_CHECKING:
     from driftline.tracking_settings import TrackingSettings
