@@ -211,12 +211,17 @@ def _sketch_sink(state: ServerState, model: LoadedModel) -> SketchSink | None:
     if model.baseline is None:
         logger.warning("version %s has no baseline.json: no drift sketches", model.version)
         return None
-    sketcher = Sketcher(
-        sketch_layout(model.baseline),
-        model.schema,
-        bucket_seconds=settings.sketch_bucket_seconds,
-        sample_rows=settings.sketch_sample_rows,
-    )
+    try:
+        sketcher = Sketcher(
+            sketch_layout(model.baseline),
+            model.schema,
+            bucket_seconds=settings.sketch_bucket_seconds,
+            sample_rows=settings.sketch_sample_rows,
+        )
+    except ValueError as exc:
+        # A baseline that does not fit the schema costs the drift sketches, never serving.
+        logger.warning("version %s: no drift sketches: %s", model.version, exc)
+        return None
     sink = SketchSink(
         sketcher,
         state.sketches,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from driftline_serving.runtimes import NativePredictor, OnnxPredictor, Predictor
 from driftline_serving.settings import Runtime, ServingSettings
 
 FETCH_TIMEOUT_SECONDS = 300
+logger = logging.getLogger("driftline.serving")
 
 
 class ModelLoadError(Exception):
@@ -67,9 +69,6 @@ def load_model(settings: ServingSettings) -> LoadedModel:
         schema = FeatureSchema.from_json((folder / Path(artifacts.FEATURE_SCHEMA).name).read_text())
         threshold = json.loads((folder / Path(artifacts.THRESHOLD).name).read_text())["threshold"]
         onnx_model = (folder / Path(artifacts.ONNX_MODEL).name).read_bytes()
-        baseline_file = folder / Path(artifacts.BASELINE).name
-        # Versions trained before drift sketches were fetched without it: served, not sketched.
-        baseline = Baseline.from_json(baseline_file.read_text()) if baseline_file.exists() else None
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"model files in {folder} are incomplete: {exc}") from exc
     native = None
@@ -89,8 +88,25 @@ def load_model(settings: ServingSettings) -> LoadedModel:
         validator=RecordValidator(schema),
         folder=folder,
         native=native,
-        baseline=baseline,
+        baseline=_baseline(folder),
     )
+
+
+def _baseline(folder: Path) -> Baseline | None:
+    """The version's drift baseline, or None: without one it is served, just not sketched.
+
+    Versions trained before drift sketches were fetched without ``baseline.json``; an
+    unreadable one is logged, never a reason not to serve.
+    """
+    path = folder / Path(artifacts.BASELINE).name
+    if not path.exists():
+        return None
+    try:
+        return Baseline.from_json(path.read_text())
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        logger.warning("%s is unreadable, no drift sketches: %s", path, first)
+        return None
 
 
 def _fetch(settings: ServingSettings) -> Path:

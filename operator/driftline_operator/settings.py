@@ -85,6 +85,14 @@ class OperatorSettings(BaseSettings):
         description="Inference log URL the operator reads for the model-behaviour gates of"
         " rollouts (how differently the variants predict); unset: those gates are not run.",
     )
+    log_retention_days: int = Field(
+        0,
+        ge=0,
+        le=3650,
+        description="Days of inference log and drift sketches the serving pods keep in their"
+        " store (PostgreSQL drops whole day partitions). Set here, not per ModelDeployment: a"
+        " store is shared, and dropping a day drops it for every model. 0 keeps everything.",
+    )
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to watch; empty means the whole cluster."
     )

@@ -249,6 +249,8 @@ def read_sketches(
     length holds one chunk in memory at a time.
     """
     table = DRIFT_SKETCH
+    if not _present_columns(engine, table):
+        return  # a store no sketching pod has written to yet: no buckets
     query = sa.select(
         table.c.pod, table.c.seconds, table.c.requests, table.c.positives, table.c.layout,
         table.c.counts, table.c.sample, table.c.sample_bound,
@@ -295,6 +297,12 @@ def window_rows(
         table.c.model == model, table.c.version == version,
         table.c.ts >= since, table.c.ts < until,
     )  # fmt: skip
+    if "sample_rate" not in _present_columns(engine, table):
+        # Written before sampling existed: every row was logged.
+        limited = sa.select(table.c.id).where(*where).limit(limit + 1).subquery()
+        with engine.connect() as connection:
+            count = connection.execute(sa.select(sa.func.count()).select_from(limited))
+            return int(count.scalar_one()), False
     limited = sa.select(table.c.sample_rate).where(*where).limit(limit + 1).subquery()
     query = sa.select(sa.func.count(), sa.func.min(limited.c.sample_rate))
     with engine.connect() as connection:
@@ -460,7 +468,9 @@ def read_window(
     ``lookback_seconds`` keeps rows newer than ``now - lookback``; ``limit`` keeps the last N.
     """
     table = INFERENCE_LOG
-    query = sa.select(table).where(table.c.model == model)
+    # A store an earlier release created has no sample_rate yet (serving adds it): rate 1.
+    columns = [c for c in table.columns if c.name in _present_columns(engine, table)]
+    query = sa.select(*columns).where(table.c.model == model)
     if version is not None:
         query = query.where(table.c.version == version)
     if lookback_seconds is not None:
@@ -482,7 +492,7 @@ def read_window(
             prediction=row["prediction"],
             probability=row["probability"],
             latency_ms=row["latency_ms"],
-            sample_rate=row["sample_rate"],
+            sample_rate=row.get("sample_rate", 1.0),
         )
         for row in reversed(rows)
     ]
@@ -578,6 +588,18 @@ def read_labelled_requests(
             seen.add(request_id)
             out.append(LabelledRequest(request_id, ts, json.loads(features), int(label)))
     return out
+
+
+def _present_columns(engine: sa.Engine, table: sa.Table) -> set[str]:
+    """The columns ``table`` has in the store (none when it does not exist).
+
+    Readers (drift checks, the operator) may meet a store an earlier release created and no
+    new serving pod has upgraded yet; they read what is there rather than fail.
+    """
+    inspector = sa.inspect(engine)
+    if not inspector.has_table(table.name):
+        return set()
+    return {column["name"] for column in inspector.get_columns(table.name)}
 
 
 def count_rows(engine: sa.Engine, model: str | None = None) -> int:

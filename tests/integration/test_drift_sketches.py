@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from driftline.inference_log import DRIFT_SKETCH, INFERENCE_LOG, engine_for
+from driftline_serving.fetch import fetch
 from driftline_serving.split import logged
 from tests.integration.postgres import PostgresServer
 from tests.processes import wait_for
@@ -176,3 +177,21 @@ def test_auto_reads_sketches_when_rows_were_sampled(driftline_module, sampled, t
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["window"]["mode"] == "sketch" and report["window"]["rows"] == 400
     assert report["source"]["read"] == "sketch"
+
+
+@pytest.mark.parametrize("corrupt", ["renamed feature", "not json"])
+def test_a_baseline_that_does_not_fit_costs_the_sketches_never_serving(
+    start_server, mlflow_server, tmp_path: Path, adult: pd.DataFrame, corrupt: str
+) -> None:
+    folder = tmp_path / "model"
+    fetch(mlflow_server.uri, MODEL, None, "champion", folder)
+    baseline = folder / "baseline.json"
+    if corrupt == "not json":
+        baseline.write_text("{")
+    else:
+        baseline.write_text(baseline.read_text().replace('"age"', '"years"'))
+    pod = start_server("serve", env={"DRIFTLINE_MODEL_DIR": str(folder)})
+    records = [{"features": f} for f in _features(adult, 5, 4)]
+    answer = httpx.post(pod.url + "/predict/batch", json={"records": records}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert "no drift sketches" in pod.output()

@@ -344,7 +344,6 @@ BOUNDARIES: tuple[Boundary, ...] = (
     Boundary("ModelDeployment", "spec.logging.storeRef.secretName", *_SECRET_NAME),
     Boundary("ModelDeployment", "spec.logging.storeRef.key", *_SECRET_KEY),
     Boundary("ModelDeployment", "spec.logging.sampleRate", (0, 0.01, 1), (-0.01, 1.01)),
-    Boundary("ModelDeployment", "spec.logging.retentionDays", (0, 7, 3650), (-1, 3651)),
     Boundary("ModelDeployment", "spec.logging.sketchBucketSeconds", (10, 60, 3600), (9, 3601)),
     _names("DriftPolicy", "metadata.name", 46, letter_first=False),
     _names("DriftPolicy", "spec.modelDeploymentRef.name", 52, letter_first=True),

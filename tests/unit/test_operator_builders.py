@@ -288,11 +288,12 @@ def test_inference_pods_get_the_logging_settings_and_their_own_name() -> None:
     md["spec"]["logging"] = {
         "storeRef": {"secretName": "log-db"},
         "sampleRate": 0.01,
-        "retentionDays": 7,
         "sketchBucketSeconds": 30,
     }
+    settings = SETTINGS.model_copy(update={"log_retention_days": 7})
+    built = desired_children(specs.model_deployment(md), "7", "8", 10, settings)
     serving = [
-        o for o in children(md, "7", "8").objects
+        o for o in built.objects
         if o["kind"] == "Deployment" and "router" not in o["metadata"]["name"]
     ]  # fmt: skip
     assert len(serving) == 2

@@ -90,23 +90,22 @@ def log_store_env(logging: Logging | None) -> list[dict[str, Any]]:
     return [secret_env("DRIFTLINE_LOG_STORE", store.secret_name, store.key)]
 
 
-def serving_log_env(logging: Logging | None) -> list[dict[str, Any]]:
-    """What an inference pod logs: the store, the row sample rate, retention, sketch buckets.
+def serving_log_env(logging: Logging | None, retention_days: int) -> list[dict[str, Any]]:
+    """What an inference pod logs: the store, the row sample rate, sketch buckets, retention.
 
-    The pod's own name (downward API) labels its sketch rows, so a check can count pods.
+    ``retention_days`` is the operator's (a store-wide choice). The pod's own name (downward
+    API) labels its sketch rows, so a check can count pods.
     """
     env = [
         *log_store_env(logging),
         {"name": "DRIFTLINE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "DRIFTLINE_LOG_RETENTION_DAYS", "value": str(retention_days)},
     ]
     if logging is not None:
+        bucket = str(logging.sketch_bucket_seconds)
         env += [
             {"name": "DRIFTLINE_LOG_SAMPLE_RATE", "value": f"{logging.sample_rate:g}"},
-            {"name": "DRIFTLINE_LOG_RETENTION_DAYS", "value": str(logging.retention_days)},
-            {
-                "name": "DRIFTLINE_SKETCH_BUCKET_SECONDS",
-                "value": str(logging.sketch_bucket_seconds),
-            },
+            {"name": "DRIFTLINE_SKETCH_BUCKET_SECONDS", "value": bucket},
         ]
     return env
 

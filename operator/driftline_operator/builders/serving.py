@@ -40,7 +40,7 @@ def build_variant_deployment(
         {"name": "DRIFTLINE_HOME", "value": f"{pods.TMP_PATH}/driftline"},
         {"name": "HOME", "value": pods.TMP_PATH},
         *pods.mlflow_env(md.spec.model),
-        *pods.serving_log_env(md.spec.logging),
+        *pods.serving_log_env(md.spec.logging, settings.log_retention_days),
         pods.drain_env(),
         *(variable.manifest() for variable in serving.env),
     ]

@@ -247,13 +247,6 @@ class Logging(ApiModel):
         " hash of the request id in steps of 0.0001; drift sketches count every request, so drift"
         " checks see all traffic whatever the rate. Labels join sampled rows only.",
     )
-    retention_days: int = Field(
-        0,
-        ge=0,
-        le=3650,
-        description="Days of inference log and drift sketches kept (PostgreSQL drops whole day"
-        " partitions); 0 keeps everything.",
-    )
     sketch_bucket_seconds: int = Field(
         60,
         ge=10,
