@@ -33,6 +33,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -210,7 +211,7 @@ def make_fleet(folder: Path, pods: int, minutes: int, stores: list[str]) -> dict
     from driftline.coercion import derive_schema
     from driftline.inference_log import SketchRecord, create_schema, engine_for, insert_sketches
     from driftline.schema import MISSING_CATEGORY, FeatureKind
-    from driftline.sketch import Sketcher, sample_key, sketch_layout
+    from driftline.sketch import Sketcher, random_key, sketch_layout
     from driftline_cli.settings import CliSettings
     from driftline_training.adult import TARGET, load_adult
 
@@ -222,23 +223,20 @@ def make_fleet(folder: Path, pods: int, minutes: int, stores: list[str]) -> dict
     layout = sketch_layout(baseline)
     requests = round(FLEET_PREDICTIONS / (pods * minutes))
     rng = np.random.default_rng(1)
+    source = random.Random(1)
     kinds = [spec.kind for spec in schema.features]
     distinct = []
-    for b in range(DISTINCT_BUCKETS):
+    for _ in range(DISTINCT_BUCKETS):
         rows = features.iloc[rng.integers(0, len(features), requests)]
         sketcher = Sketcher(layout, schema, bucket_seconds=60)
-        for i, (row, p) in enumerate(
-            zip(rows.itertuples(index=False), fleet_score(rows), strict=True)
-        ):
+        for row, p in zip(rows.itertuples(index=False), fleet_score(rows), strict=True):
             values = [
                 (math.nan if pd.isna(v) else float(v))
                 if kind is FeatureKind.NUMERIC
                 else (MISSING_CATEGORY if pd.isna(v) else v)
                 for v, kind in zip(row, kinds, strict=True)
             ]
-            sketcher.add(
-                0.0, sample_key(f"bucket-{b}-request-{i}"), values, float(p), int(p >= 0.5)
-            )
+            sketcher.add(0.0, random_key(source), values, float(p), int(p >= 0.5))
         (sealed,) = sketcher.seal()
         distinct.append(sealed)
     # The last `minutes` whole minutes: day partitions (PostgreSQL) exist around now.

@@ -6,12 +6,20 @@ are dealt to ``pods`` sketchers over ``buckets`` one-minute buckets, then merged
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
 from driftline.baseline import Baseline
 from driftline.schema import FeatureKind, FeatureSchema
-from driftline.sketch import BucketChunk, Sketcher, WindowSketch, sample_key, sketch_layout
+from driftline.sketch import KEY_BITS, BucketChunk, Sketcher, WindowSketch, sketch_layout
+
+
+def sample_key(request_id: str) -> float:
+    """A key on serving's grid (``sketch.random_key``) from an id: reproducible tests."""
+    digest = hashlib.blake2b(request_id.encode(), digest_size=4).digest()
+    return (int.from_bytes(digest, "big") >> (32 - KEY_BITS)) / 2**KEY_BITS
 
 
 def served_values(frame: pd.DataFrame, schema: FeatureSchema) -> list[tuple]:

@@ -193,6 +193,8 @@ def _check(args: argparse.Namespace, settings: CliSettings, files_mode: bool) ->
         return fail(str(exc), USAGE)
     if args.last is not None and args.last < 1:
         return fail("--last must be at least 1", USAGE)
+    if args.last is not None and getattr(args, "read", "auto") == "sketch":
+        return fail("--read sketch covers a --lookback, not the --last N rows", USAGE)
     performance = None
     if args.performance is not None:
         if files_mode:
@@ -312,9 +314,11 @@ def _written(outcome: CheckOutcome) -> dict[str, str | None]:
 
 
 def _text(outcome: CheckOutcome) -> str:
-    from driftline.drift_report import summary_text
+    from driftline.drift_report import summary_text, window_text
 
     text = summary_text(outcome.summary)
+    if outcome.report.window is not None:
+        text += f"\nwindow: {window_text(outcome.report.window)}"
     if outcome.performance is not None:
         text += f"\nperformance: {outcome.performance.status}: {outcome.performance.reason}"
     return f"{text}\nreport: {outcome.report_html}"

@@ -357,6 +357,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
             [Feedback(now, settings.model_name, item.request_id, item.label) for item in stored]
         )
         metrics.feedback_labels.inc(len(stored))
+        metrics.feedback_unsampled.inc(len(labels) - len(stored))
         return _json({"accepted": len(stored), "unsampled": len(labels) - len(stored)}, status=202)
 
 

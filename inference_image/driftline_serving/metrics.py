@@ -36,6 +36,7 @@ class ServingMetrics:
     feedback_dropped: Counter
     feedback_write_errors: Counter
     log_sampled_out: Counter
+    feedback_unsampled: Counter
     sketch_buffer_buckets: Gauge
     sketch_written: Counter
     sketch_dropped: Counter
@@ -121,6 +122,12 @@ def serving_metrics() -> ServingMetrics:
         log_sampled_out=Counter(
             "driftline_log_sampled_out_rows_total",
             "Answered requests whose row was not logged (log sample rate below 1).",
+            registry=registry,
+        ),
+        feedback_unsampled=Counter(
+            "driftline_feedback_unsampled_labels_total",
+            "Labels of ids the log sample rate left out (or unknown ids it would have):"
+            " acknowledged, not stored.",
             registry=registry,
         ),
         sketch_buffer_buckets=Gauge(

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Sequence
 
 from driftline.inference_log import SketchRecord
-from driftline.sketch import Sketcher, sample_key
+from driftline.sketch import Sketcher, random_key
 from driftline_serving.log_writer import LogWriter
 from driftline_serving.records import ValidRecord
 
@@ -44,6 +45,7 @@ class SketchSink:
         self._sketcher = sketcher
         self._writer = writer
         self._labels = (model, version, variant, pod)
+        self._random = random.Random()
         self._task: asyncio.Task[None] | None = None
 
     def add(
@@ -51,11 +53,11 @@ class SketchSink:
         predictions: Sequence[int],
     ) -> None:  # fmt: skip
         """Count answered records (Unix time ``now``, one probability and class each)."""
-        add = self._sketcher.add
+        add, source = self._sketcher.add, self._random
         for record, probability, prediction in zip(
             records, probabilities, predictions, strict=True
         ):
-            add(now, sample_key(record.request_id), record.values, probability, prediction)
+            add(now, random_key(source), record.values, probability, prediction)
 
     def start(self) -> None:
         """Start sealing ended buckets on the running loop."""

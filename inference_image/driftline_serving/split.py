@@ -38,8 +38,10 @@ def logged(request_id: str, sample_rate: float) -> bool:
     """Whether a request's row goes to the inference log at ``sample_rate`` (0..1).
 
     Hashed with its own prefix, independent of the split and the shadow share, so every
-    variant logs the same share; deterministic, so the feedback path can tell an id that was
-    sampled out from one never served. Steps of one basis point.
+    variant logs the same share. Deterministic, so the feedback path knows which ids have rows:
+    an unknown id the hash says was logged is refused (a typo, or not written yet); one it says
+    was not cannot be told from a typo, and is acknowledged without being stored. Steps of one
+    basis point.
     """
     return bucket("log:" + request_id) < round(sample_rate * BPS_TOTAL)
 

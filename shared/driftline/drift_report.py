@@ -126,8 +126,28 @@ class DriftWindow(BaseModel):
     bucket_seconds: float | None = None
     rows_per_bucket: float | None = Field(None, description="Mean requests one bucket holds.")
     ks_sample: int | None = Field(None, description="Rows of the merged sample the KS tests saw.")
-    ks_error: float | None = Field(None, description="DKW bound of the sample's CDF (95%).")
+    ks_error: float | None = Field(
+        None, description="DKW bound of the sample's CDF (95%); 0 when it holds every row."
+    )
     skipped_buckets: int = Field(0, description="Buckets of another layout, left out.")
+
+
+def window_text(window: DriftWindow) -> str:
+    """One line on how the current side was read, for the CLI and the HTML report."""
+    if window.mode == "rows":
+        return f"{window.rows:,} logged rows, read one by one (exact)"
+    parts = [f"{window.rows:,} requests from {window.buckets:,} sketch buckets"]
+    if window.pods:
+        parts.append(f"{window.pods} pod(s)")
+    if window.rows_per_bucket is not None:
+        parts.append(f"{window.rows_per_bucket:,.0f} requests a bucket")
+    line = ", ".join(parts) + "; counts exact"
+    if window.ks_sample is not None:
+        bound = "exact" if not window.ks_error else f"CDF within {window.ks_error:.3f} (95%)"
+        line += f"; KS on a {window.ks_sample:,}-row sample ({bound})"
+    if window.skipped_buckets:
+        line += f"; {window.skipped_buckets} bucket(s) of another baseline left out"
+    return line
 
 
 class DriftReport(BaseModel):

@@ -9,7 +9,7 @@ compute. Numeric bins come with a missing bin and categorical ones with an "unse
 out by ``SketchLayout``.
 
 The KS tests need values, so each bucket also keeps a bottom-k sample: the ``sample_rows``
-rows whose key (a hash of the request id, uniform on [0, 1)) is smallest. Bottom-k samples
+rows whose key (``random_key``, uniform on [0, 1)) is smallest. Bottom-k samples
 merge exactly (Cohen and Kaplan, "Summarizing data using bottom-k sketches", PODC 2007): a
 bucket that saw more rows than it kept holds every row with a key below its largest kept key,
 so below ``tau``, the least such key over the merged buckets, the union holds every row of the
@@ -28,6 +28,7 @@ import bisect
 import hashlib
 import json
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,14 +57,14 @@ KEY_BITS = 24
 COMPLETE = 1.0
 
 
-def sample_key(request_id: str) -> float:
-    """A request's sampling key, uniform on [0, 1) in steps of 2**-24.
+def random_key(source: random.Random) -> float:
+    """A sampling key, uniform on [0, 1) in steps of 2**-24, drawn from ``source``.
 
-    BLAKE2b of the id under its own personalisation, so it is independent of the traffic
-    split's and the row log's hashes (a challenger's rows are not all small keys).
+    Random rather than a hash of the request id: clients reuse ids (a batch numbered from 0
+    every time), and repeated keys would bias the sample or let a client steer it. Nothing
+    joins on the key, so it needs no determinism.
     """
-    digest = hashlib.blake2b(request_id.encode(), digest_size=4, person=b"dl-sketch").digest()
-    return float((int.from_bytes(digest, "big") >> (32 - KEY_BITS)) / 2**KEY_BITS)
+    return float(source.getrandbits(KEY_BITS) / 2**KEY_BITS)
 
 
 @dataclass(frozen=True)
@@ -258,10 +259,6 @@ class Sketcher:
         bucket.bound = bucket.sample[-1][0]
         bucket.truncated = True
 
-    def pending(self) -> int:
-        """Buckets not sealed yet."""
-        return len(self._buckets)
-
     def seal(self, now: float | None = None) -> list[SealedBucket]:
         """Remove and encode the buckets that ended by ``now`` (all of them when None)."""
         done = [
@@ -329,6 +326,9 @@ class WindowSketch:
         self.pods: set[str] = set()
         self.bucket_seconds: set[float] = set()
         self.tau = COMPLETE
+        # Whether the merge dropped rows beyond sample_size: with tau still COMPLETE and no
+        # cut, the sample is every row of the window and its KS statistic is exact.
+        self.cut = False
         self._sample = np.empty((0, layout.sample_width), dtype=SAMPLE_DTYPE)
 
     def merge(self, chunk: BucketChunk) -> None:
@@ -362,6 +362,7 @@ class WindowSketch:
         rows = rows[rows[:, 0] < self.tau]
         if len(rows) > self.sample_size:
             rows = rows[np.argpartition(rows[:, 0], self.sample_size)[: self.sample_size]]
+            self.cut = True
         return rows
 
     def sample(self) -> npt.NDArray[np.float32]:
@@ -390,7 +391,7 @@ class WindowSketch:
             bucket_seconds=seconds[0] if len(seconds) == 1 else None,
             rows_per_bucket=self.requests / self.buckets if self.buckets else None,
             ks_sample=len(sample),
-            ks_error=dkw_bound(len(sample)),
+            ks_error=0.0 if self.tau == COMPLETE and not self.cut else dkw_bound(len(sample)),
             skipped_buckets=self.skipped,
         )
         return WindowSummary(self.requests, numeric, categorical, prediction, window)

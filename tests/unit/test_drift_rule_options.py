@@ -6,9 +6,11 @@ import argparse
 
 import pytest
 
+from driftline.exit_codes import USAGE
 from driftline.job_contracts import DriftThresholds
-from driftline_cli.drift_cmd import decision_rule
+from driftline_cli.drift_cmd import decision_rule, run
 from driftline_cli.main import build_parser
+from driftline_cli.settings import CliSettings
 
 
 def parse(*args: str) -> argparse.Namespace:
@@ -60,3 +62,11 @@ def test_a_refused_rule_is_one_line_naming_the_option(args: tuple[str, ...], mes
 def test_a_summary_from_a_newer_check_with_one_more_threshold_still_reads() -> None:
     newer = '{"psi": 0.2, "p_value": 0.05, "prediction_psi": 0.2, "min_samples": 5, "min_ks": 1}'
     assert DriftThresholds.model_validate_json(newer) == DriftThresholds(min_samples=5)
+
+
+def test_sketches_of_a_row_count_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before any store or registry is touched: exit 2 and one line."""
+    args = parse("--last", "5", "--read", "sketch")
+    assert run(args, CliSettings()) == USAGE
+    err = capsys.readouterr().err.strip()
+    assert "--read sketch covers a --lookback" in err and "\n" not in err

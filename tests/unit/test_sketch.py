@@ -25,11 +25,10 @@ from driftline.sketch import (
     BucketChunk,
     Sketcher,
     WindowSketch,
-    sample_key,
     sketch_layout,
 )
 from driftline.sketch_frames import bucket_from_frame
-from tests.sketching import served_values, sketched
+from tests.sketching import sample_key, served_values, sketched
 
 THRESHOLDS = DriftThresholds()
 
@@ -94,7 +93,7 @@ def test_ks_from_the_merged_sample_is_within_its_stated_bound(window: Window) ->
     report = decide(window.baseline, merged.summary(), THRESHOLDS)
     assert report.window is not None and report.window.ks_error is not None
     # 300 buckets of ~23 rows keep 128 each: nothing was cut, so the sample is every row.
-    assert report.window.ks_sample == len(window.frame)
+    assert report.window.ks_sample == len(window.frame) and report.window.ks_error == 0
     for a, b in zip(rows.features, report.features, strict=True):
         if a.test == "ks":
             assert b.statistic == pytest.approx(a.statistic, abs=1e-6)

@@ -97,16 +97,6 @@ def files_inputs(reference: Path, current: Path, options: FilesOptions) -> Drift
     return _table_inputs(*tables, options, source)
 
 
-def frames_inputs(
-    ref_frame: pd.DataFrame, cur_frame: pd.DataFrame, options: FilesOptions, source: dict[str, str]
-) -> DriftInputs:
-    """Two loaded tables as drift inputs, reduced batch by batch as ``files_inputs`` does.
-
-    Errors name rows by the frames' index labels. Raises as ``files_inputs``.
-    """
-    return _table_inputs(_frame_table(ref_frame), _frame_table(cur_frame), options, source)
-
-
 def _table_inputs(
     reference: _Table, current: _Table, options: FilesOptions, source: dict[str, str]
 ) -> DriftInputs:
@@ -458,16 +448,6 @@ def _file_table(path: Path) -> _Table:
                 yield frame[list(names)]
 
     return _Table(tuple(read_as), batches)
-
-
-def _frame_table(frame: pd.DataFrame) -> _Table:
-    """A loaded frame as a table of ``BATCH_ROWS``-row slices (labels kept)."""
-
-    def batches(names: Sequence[str]) -> Iterator[pd.DataFrame]:
-        for start in range(0, len(frame), BATCH_ROWS):
-            yield frame.iloc[start : start + BATCH_ROWS][list(names)]
-
-    return _Table(tuple(frame.columns), batches)
 
 
 def _parquet_reader(path: Path) -> tuple[list[str], Callable[[list[str]], Iterator[pd.DataFrame]]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
-from driftline.drift_report import BinShare, DriftReport, FeatureDrift, PredictionDrift
+from driftline.drift_report import BinShare, DriftReport, FeatureDrift, PredictionDrift, window_text
 from driftline.job_contracts import PerformanceSummary
 
 STYLE = """
@@ -68,6 +68,7 @@ def _facts(report: DriftReport) -> str:
             f" fewer than {t.min_samples} rows is insufficient data",
         ),
         *report.source.items(),
+        *([("window", window_text(report.window))] if report.window else []),
     ]
     return _table(["", ""], ([escape(str(k)), escape(str(v))] for k, v in rows))
 
