@@ -100,7 +100,12 @@ def compare_numeric(
     elif present and window.sample.size and baseline.sample:
         # On the window's grid, rounding is monotone: order kept, equal values kept equal.
         on_grid = np.asarray(baseline.sample).astype(window.grid).astype(np.float64)
-        test = sample_test.function(on_grid, window.sample, alpha)
+        if window.weights is None:
+            test = sample_test.function(on_grid, window.sample, alpha)
+        elif sample_test.weighted is None:
+            raise ValueError(f"test {test_name!r} cannot read a weighted sample (sketches)")
+        else:
+            test = sample_test.weighted(on_grid, window.sample, window.weights, alpha)
         described[sample_test.result_name] = f"{where}.sample ({len(baseline.sample)})"
         absent = total - present
         if baseline.null_fraction or absent:

@@ -112,9 +112,10 @@ class DriftWindow(BaseModel):
 
     ``rows`` mode reads every logged row. ``sketch`` mode merges the drift sketches inference
     pods wrote (``driftline.sketch``): counts are exact, so PSI and the chi-squared and
-    missing-share tests equal their row-level values; the KS tests see a uniform sample of
+    missing-share tests equal their row-level values; the KS tests see a weighted sample of
     ``ks_sample`` rows whose CDF is within ``ks_error`` of all rows' (95%, Dvoretzky-Kiefer-
-    Wolfowitz), and so is their statistic.
+    Wolfowitz at the effective size ``ks_effective``; 0 when the sample is every row), and so
+    is their statistic.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -126,6 +127,9 @@ class DriftWindow(BaseModel):
     bucket_seconds: float | None = None
     rows_per_bucket: float | None = Field(None, description="Mean requests one bucket holds.")
     ks_sample: int | None = Field(None, description="Rows of the merged sample the KS tests saw.")
+    ks_effective: float | None = Field(
+        None, description="Kish's effective size of that weighted sample, (sum w)^2 / sum w^2."
+    )
     ks_error: float | None = Field(
         None, description="DKW bound of the sample's CDF (95%); 0 when it holds every row."
     )
@@ -145,6 +149,8 @@ def window_text(window: DriftWindow) -> str:
     if window.ks_sample is not None:
         bound = "exact" if not window.ks_error else f"CDF within {window.ks_error:.3f} (95%)"
         line += f"; KS on a {window.ks_sample:,}-row sample ({bound})"
+        if window.ks_effective is not None and window.ks_effective < 0.99 * window.ks_sample:
+            line += f", effective size {window.ks_effective:,.0f}"
     if window.skipped_buckets:
         line += f"; {window.skipped_buckets} bucket(s) of another baseline left out"
     return line

@@ -41,11 +41,14 @@ class NumericWindow:
     all of them for rows, a uniform sample of them for sketches. ``grid`` is the precision the
     sample was kept in (a sketch keeps float32): the reference sample is rounded to it before
     a test, or an equal value on both sides (0.1) would sort apart and look like drift.
+    ``weights`` (aligned with ``sample``) are the rows each sampled value stands for when the
+    sample is not uniform (sketch buckets of different sizes); None means equal weights.
     """
 
     counts: npt.NDArray[np.int64]
     sample: npt.NDArray[np.float64]
     grid: str = "float64"
+    weights: npt.NDArray[np.float64] | None = None
 
     @property
     def present(self) -> int:

@@ -9,13 +9,11 @@ compute. Numeric bins come with a missing bin and categorical ones with an "unse
 out by ``SketchLayout``.
 
 The KS tests need values, so each bucket also keeps a bottom-k sample: the ``sample_rows``
-rows whose key (``random_key``, uniform on [0, 1)) is smallest. Bottom-k samples
-merge exactly (Cohen and Kaplan, "Summarizing data using bottom-k sketches", PODC 2007): a
-bucket that saw more rows than it kept holds every row with a key below its largest kept key,
-so below ``tau``, the least such key over the merged buckets, the union holds every row of the
-window. Those rows are a uniform random sample of it, each row in with probability ``tau``;
-the merge keeps the ``sample_size`` of smallest key. Its error is stated with the report
-(``drift_window.dkw_bound``).
+rows whose key (``random_key``, uniform on [0, 1)) is smallest: a uniform sample of the
+bucket's rows, each standing for ``requests / kept`` of them. ``WindowSketch`` merges those
+weighted samples with priority sampling, so the window's sample stays bounded and unbiased
+whatever the buckets' sizes; its error is stated with the report (``drift_window.dkw_bound``
+at Kish's effective sample size).
 
 ``Sketcher`` is the pod side (pure Python per request: a few microseconds); ``WindowSketch``
 the check side (numpy over chunks of encoded buckets, so memory stays flat with the window);
@@ -40,6 +38,7 @@ from driftline.categories import CategoryCanonicaliser
 from driftline.drift_report import DriftWindow
 from driftline.drift_window import UNSEEN_BUCKET, NumericWindow, WindowSummary, dkw_bound
 from driftline.schema import MISSING_CATEGORY, FeatureKind, FeatureSchema
+from driftline.stattests import effective_size
 
 if TYPE_CHECKING:
     from driftline.baseline import Baseline
@@ -312,7 +311,17 @@ class BucketChunk:
 
 
 class WindowSketch:
-    """The buckets of a window merged: exact counts and a bottom-k sample of its rows."""
+    """The buckets of a window merged: exact counts and a weighted sample of its rows.
+
+    Each bucket's sample is a uniform sample of its rows (its bottom-k by random key), so a
+    kept row stands for ``requests / kept`` rows of its bucket (Horvitz-Thompson): buckets of
+    any sizes merge without the busiest one setting everyone's sampling rate. The merged
+    sample is bounded by priority sampling (Duffield, Lund and Thorup, "Priority sampling for
+    estimation of arbitrary subset sums", JACM 2007): a row's priority is its weight over a
+    uniform number (its key over its bucket's bound, uniform given the row was kept), the
+    ``sample_size`` rows of highest priority are kept, and each carries max(weight, tau),
+    tau the highest priority left out; every CDF estimate from it is unbiased.
+    """
 
     def __init__(self, layout: SketchLayout, sample_size: int = DEFAULT_WINDOW_SAMPLE) -> None:
         """An empty window of ``layout``; the merged sample keeps ``sample_size`` rows."""
@@ -325,11 +334,11 @@ class WindowSketch:
         self.skipped = 0
         self.pods: set[str] = set()
         self.bucket_seconds: set[float] = set()
-        self.tau = COMPLETE
-        # Whether the merge dropped rows beyond sample_size: with tau still COMPLETE and no
-        # cut, the sample is every row of the window and its KS statistic is exact.
-        self.cut = False
-        self._sample = np.empty((0, layout.sample_width), dtype=SAMPLE_DTYPE)
+        # The highest priority left out so far (0: none left out).
+        self.tau = 0.0
+        self._rows = np.empty((0, layout.sample_width), dtype=SAMPLE_DTYPE)
+        self._weights = np.empty(0)
+        self._priorities = np.empty(0)
 
     def merge(self, chunk: BucketChunk) -> None:
         """Add a chunk of stored buckets; buckets of another layout are counted and skipped.
@@ -344,45 +353,68 @@ class WindowSketch:
         if counts.size != len(same) * self.layout.size:
             raise ValueError("a stored sketch's counts do not fit its layout")
         self.counts += counts.reshape(len(same), self.layout.size).sum(axis=0, dtype=np.int64)
-        self.requests += int(sum(chunk.requests[i] for i in same))
+        requests = np.array([chunk.requests[i] for i in same], dtype=np.float64)
+        self.requests += int(requests.sum())
         self.positives += int(sum(chunk.positives[i] for i in same))
         self.buckets += len(same)
         self.pods.update(chunk.pods[i] for i in same)
         self.bucket_seconds.update(chunk.seconds[i] for i in same)
-        self.tau = min(self.tau, *(chunk.sample_bounds[i] for i in same))
         width = self.layout.sample_width
-        joined = np.frombuffer(b"".join(chunk.samples[i] for i in same), dtype=SAMPLE_DTYPE)
-        if joined.size % width:
+        row_bytes = width * SAMPLE_DTYPE.itemsize
+        kept = np.array([len(chunk.samples[i]) for i in same])
+        if np.any(kept % row_bytes):
             raise ValueError("a stored sketch's sample does not fit its layout")
-        rows = np.concatenate([self._sample, joined.reshape(-1, width)])
-        self._sample = self._bottom(rows)
+        kept //= row_bytes
+        rows = np.frombuffer(b"".join(chunk.samples[i] for i in same), dtype=SAMPLE_DTYPE)
+        rows = rows.reshape(-1, width)
+        has_rows = kept > 0
+        weights = np.repeat(requests[has_rows] / kept[has_rows], kept[has_rows])
+        bounds = np.repeat([chunk.sample_bounds[i] for i in same], kept)
+        # Uniform on (0, 1] given the row was kept; never 0, so every priority is finite.
+        uniform = np.maximum(rows[:, 0] / bounds, 2.0**-KEY_BITS)
+        self._keep(rows, weights, weights / uniform)
 
-    def _bottom(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """The rows below ``tau``, at most ``sample_size`` of the smallest keys."""
-        rows = rows[rows[:, 0] < self.tau]
+    def _keep(
+        self,
+        rows: npt.NDArray[np.float32],
+        weights: npt.NDArray[np.float64],
+        priorities: npt.NDArray[np.float64],
+    ) -> None:
+        rows = np.concatenate([self._rows, rows])
+        weights = np.concatenate([self._weights, weights])
+        priorities = np.concatenate([self._priorities, priorities])
         if len(rows) > self.sample_size:
-            rows = rows[np.argpartition(rows[:, 0], self.sample_size)[: self.sample_size]]
-            self.cut = True
-        return rows
+            order = np.argpartition(priorities, len(rows) - self.sample_size)
+            dropped, kept = order[: len(rows) - self.sample_size], order[-self.sample_size :]
+            self.tau = max(self.tau, float(priorities[dropped].max()))
+            rows, weights, priorities = rows[kept], weights[kept], priorities[kept]
+        self._rows, self._weights, self._priorities = rows, weights, priorities
 
-    def sample(self) -> npt.NDArray[np.float32]:
-        """The merged uniform sample: rows of (key, numeric features..., probability)."""
-        self._sample = self._bottom(self._sample)
-        return self._sample
+    def sample(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+        """The merged sample and the window rows each of its rows stands for.
+
+        Rows are (key, numeric features..., probability); weights are priority sampling's
+        max(weight, tau).
+        """
+        return self._rows, np.maximum(self._weights, self.tau)
 
     def summary(self) -> WindowSummary:
         """The window as the drift decision reads it (``drift.decide``)."""
-        sample = self.sample()
+        rows, weights = self.sample()
+        # Equal weights (every bucket kept all its rows, or kept the same share): a plain
+        # sample, tested as rows are.
+        equal = weights.size == 0 or bool(np.all(weights == weights[0]))
         numeric = {}
         for column, slot in enumerate(self.layout.numeric, start=1):
-            numeric[slot.name] = self._numeric(slot, sample[:, column])
-        prediction = self._numeric(self.layout.prediction, sample[:, -1])
+            numeric[slot.name] = self._numeric(slot, rows[:, column], None if equal else weights)
+        prediction = self._numeric(self.layout.prediction, rows[:, -1], None if equal else weights)
         categorical = {}
         for cat in self.layout.categorical:
             counts = self.counts[cat.offset : cat.offset + cat.size].tolist()
             by_name = dict(zip([*cat.categories, UNSEEN_BUCKET], counts, strict=True))
             categorical[cat.name] = {c: n for c, n in by_name.items() if n}
         seconds = sorted(self.bucket_seconds)
+        every_row = len(rows) == self.requests
         window = DriftWindow(
             mode="sketch",
             rows=self.requests,
@@ -390,13 +422,22 @@ class WindowSketch:
             pods=len(self.pods),
             bucket_seconds=seconds[0] if len(seconds) == 1 else None,
             rows_per_bucket=self.requests / self.buckets if self.buckets else None,
-            ks_sample=len(sample),
-            ks_error=0.0 if self.tau == COMPLETE and not self.cut else dkw_bound(len(sample)),
+            ks_sample=len(rows),
+            ks_effective=round(effective_size(weights), 1),
+            ks_error=0.0 if every_row else dkw_bound(int(effective_size(weights))),
             skipped_buckets=self.skipped,
         )
         return WindowSummary(self.requests, numeric, categorical, prediction, window)
 
-    def _numeric(self, slot: NumericSlot, values: npt.NDArray[np.float32]) -> NumericWindow:
-        present = values[np.isfinite(values)]
+    def _numeric(
+        self,
+        slot: NumericSlot,
+        values: npt.NDArray[np.float32],
+        weights: npt.NDArray[np.float64] | None,
+    ) -> NumericWindow:
+        present = np.isfinite(values)
+        order = np.argsort(values[present], kind="stable")
         counts = self.counts[slot.offset : slot.offset + slot.size].copy()
-        return NumericWindow(counts, np.sort(present.astype(np.float64)), SAMPLE_DTYPE.name)
+        sample = values[present][order].astype(np.float64)
+        kept = None if weights is None else weights[present][order]
+        return NumericWindow(counts, sample, SAMPLE_DTYPE.name, kept)

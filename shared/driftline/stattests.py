@@ -46,6 +46,8 @@ class TestResult:
 
 
 TestFunction = Callable[[npt.ArrayLike, npt.ArrayLike, float], TestResult]
+# A sample test whose current sample comes with a weight per value (sketch merges).
+WeightedFunction = Callable[[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike, float], TestResult]
 
 
 class Direction(StrEnum):
@@ -79,6 +81,8 @@ class StatTest:
     compares: Compares = Compares.SAMPLES
     direction: Direction = Direction.P_VALUE_BELOW
     reports_as: str = ""
+    # The same test on a weighted current sample, when it has one.
+    weighted: WeightedFunction | None = None
 
     @property
     def result_name(self) -> str:
@@ -133,6 +137,45 @@ def ks_statistic(first: npt.ArrayLike, second: npt.ArrayLike) -> float:
     right = small_at_or_below / small.size - large_at_or_below / large.size
     left = small_below / small.size - large_below / large.size
     return float(max(np.max(np.abs(right)), np.max(np.abs(left))))
+
+
+def ks_weighted_test(
+    reference: npt.ArrayLike, current: npt.ArrayLike, weights: npt.ArrayLike, alpha: float
+) -> TestResult:
+    """Two-sample KS against a weighted current sample; drift when p < alpha.
+
+    The current CDF is the weighted empirical one, sum of the weights at or below x over their
+    total (a Horvitz-Thompson estimate of the window's CDF from an unequal-probability
+    sample). The statistic is sup |F_ref - F_cur|, reached at a jump of either step function;
+    the p-value is the asymptotic two-sample one (``scipy.stats.kstwo``) with the current
+    side's size replaced by Kish's effective sample size, (sum w)^2 / sum w^2. Equal weights
+    give ``ks_test``'s statistic. Raises ValueError for weights that do not match the sample
+    or are not positive.
+    """
+    ref = np.sort(_finite(reference))
+    cur = np.asarray(current, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != cur.shape or np.any(w <= 0):
+        raise ValueError("a weighted sample needs one positive weight per value")
+    keep = np.isfinite(cur)
+    cur, w = cur[keep], w[keep]
+    order = np.argsort(cur, kind="stable")
+    cur, w = cur[order], w[order]
+    points = np.union1d(ref, cur)
+    ref_cdf = np.searchsorted(ref, points, "right") / ref.size
+    cumulative = np.concatenate([[0.0], np.cumsum(w)]) / w.sum()
+    cur_cdf = cumulative[np.searchsorted(cur, points, "right")]
+    statistic = float(np.max(np.abs(ref_cdf - cur_cdf)))
+    effective = w.sum() ** 2 / np.sum(w**2)
+    combined = ref.size * effective / (ref.size + effective)
+    p_value = float(np.clip(_scipy_stats().kstwo.sf(statistic, max(1, round(combined))), 0, 1))
+    return TestResult("ks", statistic, p_value, alpha, p_value < alpha)
+
+
+def effective_size(weights: npt.ArrayLike) -> float:
+    """Kish's effective sample size of weighted values: (sum w)^2 / sum w^2 (0 for none)."""
+    w = np.asarray(weights, dtype=np.float64)
+    return float(w.sum() ** 2 / np.sum(w**2)) if w.size else 0.0
 
 
 def chi2_test(reference: npt.ArrayLike, current: npt.ArrayLike, alpha: float) -> TestResult:
@@ -265,7 +308,11 @@ def _counts(
 
 STAT_TESTS: dict[str, StatTest] = {
     "ks": StatTest(
-        "ks", frozenset({FeatureKind.NUMERIC}), "two-sample Kolmogorov-Smirnov", ks_test
+        "ks",
+        frozenset({FeatureKind.NUMERIC}),
+        "two-sample Kolmogorov-Smirnov",
+        ks_test,
+        weighted=ks_weighted_test,
     ),
     "chi2": StatTest(
         "chi2", frozenset({FeatureKind.CATEGORICAL}), "chi-squared homogeneity", chi2_test

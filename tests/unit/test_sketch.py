@@ -21,7 +21,6 @@ from driftline.drift_window import NumericWindow, numeric_window
 from driftline.job_contracts import DriftThresholds
 from driftline.schema import FeatureKind, FeatureSchema
 from driftline.sketch import (
-    COMPLETE,
     BucketChunk,
     Sketcher,
     WindowSketch,
@@ -107,13 +106,47 @@ def test_ks_from_the_merged_sample_is_within_its_stated_bound(window: Window) ->
     assert abs(small.prediction.statistic - rows.prediction.statistic) <= small.window.ks_error
 
 
-def test_the_merged_sample_is_every_row_below_tau(window: Window) -> None:
-    merged = window.sketched(pods=4, buckets=3, sample_rows=100)
-    keys = np.array([sample_key(f"req-{i}") for i in range(len(window.frame))], dtype=np.float32)
-    assert merged.tau < COMPLETE
-    below = np.sort(keys[keys < merged.tau])
-    assert np.array_equal(np.sort(merged.sample()[:, 0]), below)
-    assert len(below) == pytest.approx(merged.tau * len(keys), rel=0.25)
+def test_buckets_of_very_different_sizes_keep_a_large_unbiased_sample(window: Window) -> None:
+    """One busy bucket must not set everyone's sampling rate (a bottom-k merge would).
+
+    60 buckets of ~80 requests and one of the rest: the sample keeps nearly every row of the
+    small ones, the busy one's rows weigh more, and KS stays within the stated bound.
+    """
+    layout = sketch_layout(window.baseline)
+    values = served_values(window.frame, window.schema)
+    small, busy = Sketcher(layout, window.schema, sample_rows=128), Sketcher(layout, window.schema)
+    for i, (row, p) in enumerate(zip(values, window.probabilities, strict=True)):
+        if i < 4800:
+            small.add(60.0 * (i % 60), sample_key(f"r{i}"), row, float(p), 0)
+        else:
+            busy.add(0.0, sample_key(f"r{i}"), row, float(p), 0)
+    merged = WindowSketch(layout)
+    merged.merge(BucketChunk.of(small.seal(), layout.digest, "small"))
+    merged.merge(BucketChunk.of(busy.seal(), layout.digest, "busy"))
+    _, weights = merged.sample()
+    assert weights.sum() == pytest.approx(len(values), rel=1e-9)
+    report = decide(window.baseline, merged.summary(), THRESHOLDS)
+    assert report.window is not None and report.window.ks_error is not None
+    assert report.window.ks_sample == 4800 + 128 and report.window.ks_effective < 4928
+    rows = window.rows()
+    for a, b in zip(rows.features, report.features, strict=True):
+        if a.test == "ks":
+            assert abs(b.statistic - a.statistic) <= report.window.ks_error, a.name
+
+
+def test_a_bounded_merge_keeps_its_size_and_estimates_the_total(window: Window) -> None:
+    layout = sketch_layout(window.baseline)
+    pods = [Sketcher(layout, window.schema, sample_rows=100) for _ in range(4)]
+    values = served_values(window.frame, window.schema)
+    for i, (row, p) in enumerate(zip(values, window.probabilities, strict=True)):
+        pods[i % 4].add(60.0 * (i // 4 % 3), sample_key(f"r{i}"), row, float(p), 0)
+    merged = WindowSketch(layout, sample_size=300)
+    for n, pod in enumerate(pods):
+        merged.merge(BucketChunk.of(pod.seal(), layout.digest, f"pod-{n}"))
+    rows, weights = merged.sample()
+    assert len(rows) == 300 and merged.tau > 0
+    # Priority sampling's weights estimate the window's rows without bias.
+    assert weights.sum() == pytest.approx(len(values), rel=0.15)
 
 
 def test_the_vectorised_bucket_counts_what_serving_counts_row_by_row(window: Window) -> None:
