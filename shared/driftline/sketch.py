@@ -380,6 +380,13 @@ class WindowSketch:
         weights: npt.NDArray[np.float64],
         priorities: npt.NDArray[np.float64],
     ) -> None:
+        if self.sample_size and len(self._rows) == self.sample_size:
+            # A full sample: only rows above its lowest priority can enter; the others are
+            # left out at once (their highest priority still counts in tau).
+            enter = priorities > self._priorities.min()
+            if not enter.all():
+                self.tau = max(self.tau, float(priorities[~enter].max()))
+                rows, weights, priorities = rows[enter], weights[enter], priorities[enter]
         rows = np.concatenate([self._rows, rows])
         weights = np.concatenate([self._weights, weights])
         priorities = np.concatenate([self._priorities, priorities])
