@@ -134,6 +134,9 @@ class DriftWindow(BaseModel):
         None, description="DKW bound of the sample's CDF (95%); 0 when it holds every row."
     )
     skipped_buckets: int = Field(0, description="Buckets of another layout, left out.")
+    positive_rate: float | None = Field(
+        None, description="Share of the window's requests predicted positive (sketches)."
+    )
 
 
 def window_text(window: DriftWindow) -> str:

@@ -72,13 +72,22 @@ class WindowSummary:
     window: DriftWindow
 
 
+def bin_counts(values: npt.ArrayLike, edges: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Counts of finite ``values`` in the bins (-inf, e0], (e0, e1], ..., (e_last, inf).
+
+    The one binning rule of baselines, windows and sketches (serving's per-request
+    ``Sketcher.add`` applies it with ``bisect_left``, tested equal). ``len(edges) + 1`` counts.
+    """
+    index = np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="left")
+    return np.bincount(index, minlength=np.size(edges) + 1).astype(np.int64)
+
+
 def numeric_window(values: npt.ArrayLike, edges: npt.ArrayLike) -> NumericWindow:
-    """Bin ``values`` (NaN for missing) over ``edges`` as ``stattests.bin_proportions`` does."""
+    """Bin ``values`` (NaN for missing) over ``edges`` (``bin_counts``), keeping them sorted."""
     array = np.asarray(values, dtype=np.float64)
     ordered = np.sort(array[np.isfinite(array)])
-    at_or_below = np.searchsorted(ordered, np.asarray(edges, dtype=np.float64), side="right")
-    counts = np.diff(np.concatenate([[0], at_or_below, [ordered.size]]))
-    return NumericWindow(np.append(counts, array.size - ordered.size).astype(np.int64), ordered)
+    counts = bin_counts(ordered, edges)
+    return NumericWindow(np.append(counts, array.size - ordered.size), ordered)
 
 
 def category_counts(values: pd.Series) -> dict[str, int]:
@@ -107,6 +116,12 @@ def summarise_rows(
         prediction=prediction,
         window=DriftWindow(mode="rows", rows=len(current)),
     )
+
+
+def effective_size(weights: npt.ArrayLike) -> float:
+    """Kish's effective sample size of weighted values: (sum w)^2 / sum w^2 (0 for none)."""
+    w = np.asarray(weights, dtype=np.float64)
+    return float(w.sum() ** 2 / np.sum(w**2)) if w.size else 0.0
 
 
 def dkw_bound(sample_size: int, confidence: float = BOUND_CONFIDENCE) -> float | None:

@@ -36,9 +36,14 @@ import numpy.typing as npt
 
 from driftline.categories import CategoryCanonicaliser
 from driftline.drift_report import DriftWindow
-from driftline.drift_window import UNSEEN_BUCKET, NumericWindow, WindowSummary, dkw_bound
+from driftline.drift_window import (
+    UNSEEN_BUCKET,
+    NumericWindow,
+    WindowSummary,
+    dkw_bound,
+    effective_size,
+)
 from driftline.schema import MISSING_CATEGORY, FeatureKind, FeatureSchema
-from driftline.stattests import effective_size
 
 if TYPE_CHECKING:
     from driftline.baseline import Baseline
@@ -433,6 +438,7 @@ class WindowSketch:
             ks_effective=round(effective_size(weights), 1),
             ks_error=0.0 if every_row else dkw_bound(int(effective_size(weights))),
             skipped_buckets=self.skipped,
+            positive_rate=self.positives / self.requests if self.requests else None,
         )
         return WindowSummary(self.requests, numeric, categorical, prediction, window)
 

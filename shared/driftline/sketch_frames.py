@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from driftline.drift_window import bin_counts
 from driftline.sketch import COMPLETE, COUNT_DTYPE, SAMPLE_DTYPE, SealedBucket, SketchLayout
 
 
@@ -37,10 +38,7 @@ def bucket_from_frame(
         [*layout.numeric, layout.prediction], [*numeric_values, proba], strict=True
     ):
         finite = np.isfinite(values)
-        index = np.searchsorted(np.asarray(slot.edges, dtype=np.float64), values[finite], "left")
-        counts[slot.offset : slot.offset + slot.size - 1] += np.bincount(
-            index, minlength=slot.size - 1
-        )
+        counts[slot.offset : slot.offset + slot.size - 1] += bin_counts(values[finite], slot.edges)
         counts[slot.offset + slot.size - 1] += n - int(finite.sum())
     for cat in layout.categorical:
         index = pd.Index(cat.categories).get_indexer(pd.Index(frame[cat.name]))

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from driftline.drift_window import bin_counts, effective_size
 from driftline.schema import FeatureKind
 
 # An empty bin gets this share in PSI so that ln(current / reference) stays finite. 1e-4 is the
@@ -166,16 +167,10 @@ def ks_weighted_test(
     cumulative = np.concatenate([[0.0], np.cumsum(w)]) / w.sum()
     cur_cdf = cumulative[np.searchsorted(cur, points, "right")]
     statistic = float(np.max(np.abs(ref_cdf - cur_cdf)))
-    effective = w.sum() ** 2 / np.sum(w**2)
+    effective = effective_size(w)
     combined = ref.size * effective / (ref.size + effective)
     p_value = float(np.clip(_scipy_stats().kstwo.sf(statistic, max(1, round(combined))), 0, 1))
     return TestResult("ks", statistic, p_value, alpha, p_value < alpha)
-
-
-def effective_size(weights: npt.ArrayLike) -> float:
-    """Kish's effective sample size of weighted values: (sum w)^2 / sum w^2 (0 for none)."""
-    w = np.asarray(weights, dtype=np.float64)
-    return float(w.sum() ** 2 / np.sum(w**2)) if w.size else 0.0
 
 
 def chi2_test(reference: npt.ArrayLike, current: npt.ArrayLike, alpha: float) -> TestResult:
@@ -267,9 +262,7 @@ def bin_proportions(
     values: npt.NDArray[np.float64], edges: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
     """Share of values in each bin: (-inf, e0], (e0, e1], ..., (e_last, inf)."""
-    index = np.searchsorted(edges, values, side="left")
-    counts = np.bincount(index, minlength=edges.size + 1)
-    return counts / max(1, values.size)
+    return bin_counts(values, edges) / max(1, values.size)
 
 
 def sample_psi(reference: npt.ArrayLike, current: npt.ArrayLike, bins: int = 10) -> float:

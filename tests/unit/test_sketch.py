@@ -84,6 +84,8 @@ def test_counts_give_the_row_level_psi_and_chi_squared_exactly(
     assert sketch.window is not None and sketch.window.mode == "sketch"
     assert sketch.window.pods == pods and sketch.window.buckets == pods * buckets
     assert sketch.window.rows == len(window.frame)
+    predicted = int((window.probabilities >= 0.5).sum())
+    assert sketch.window.positive_rate == pytest.approx(predicted / len(window.frame))
 
 
 def test_ks_from_the_merged_sample_is_within_its_stated_bound(window: Window) -> None:
