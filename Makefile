@@ -109,10 +109,10 @@ bench: bench-train bench-serving bench-drift bench-operator bench-rollout bench-
 bench-train: $(STAMP) data ## Wall time, peak memory and AUC of full training runs (SEEDS="42")
 	$(BIN)/python benchmarks/bench_train.py --seeds $${SEEDS:-42}
 
-bench-serving: $(STAMP) data ## driftline serve vs mlflow models serve with wrk, router overhead
+bench-serving: $(STAMP) data ## driftline serve vs mlflow models serve with wrk, router overhead, sketches on/off
 	$(BIN)/python benchmarks/bench_serving.py
 
-bench-drift: $(STAMP) data ## 1M vs 1M rows drift check, side by side with Evidently (own venv)
+bench-drift: $(STAMP) data ## 1M vs 1M rows files check beside Evidently (own venv); fleet of 60,000 sketch buckets
 	$(BIN)/python benchmarks/bench_drift.py
 
 bench-operator: $(STAMP) kube-bins ## CR-to-children latency over 100 ModelDeployments, operator RSS
