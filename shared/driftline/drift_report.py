@@ -137,11 +137,19 @@ class DriftWindow(BaseModel):
     positive_rate: float | None = Field(
         None, description="Share of the window's requests predicted positive (sketches)."
     )
+    sample_rate: float | None = Field(
+        None, description="Rows mode on a sampled log: the lowest rate its rows were logged at."
+    )
 
 
 def window_text(window: DriftWindow) -> str:
     """One line on how the current side was read, for the CLI and the HTML report."""
     if window.mode == "rows":
+        if window.sample_rate is not None:
+            return (
+                f"{window.rows:,} logged rows, a {window.sample_rate:.2%} hash sample of the"
+                " requests (--read sketch counts them all)"
+            )
         return f"{window.rows:,} logged rows, read one by one (exact)"
     parts = [f"{window.rows:,} requests from {window.buckets:,} sketch buckets"]
     if window.pods:

@@ -177,6 +177,12 @@ def test_auto_reads_sketches_when_rows_were_sampled(driftline_module, sampled, t
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["window"]["mode"] == "sketch" and report["window"]["rows"] == 400
     assert report["source"]["read"] == "sketch"
+    rows = driftline_module(
+        "drift-check", "--model", MODEL, "--log-store", store, "--lookback", "10m", "--read",
+        "rows", "--output-dir", str(tmp_path / "rows"), "--min-samples", "50",
+    )  # fmt: skip
+    assert rows.code == 0, rows.stderr
+    assert "a 25.00% hash sample of the requests" in rows.stdout
 
 
 @pytest.mark.parametrize("corrupt", ["renamed feature", "not json"])

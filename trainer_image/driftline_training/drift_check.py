@@ -9,6 +9,7 @@ these modules do the I/O around it, and this one writes the report.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -177,9 +178,15 @@ def _row_inputs(
     window = f"last {last} rows" if last is not None else f"last {lookback_seconds:g} s"
     probabilities = np.array([r.probability for r in records], dtype=np.float64)
     current = model_frame(frame, schema, "logged")
+    reduced = summarise_rows(baseline, current, probabilities)
+    # Rows logged at a rate below 1 are a hash sample of the traffic, and the report says so.
+    rate = min((r.sample_rate for r in records), default=1.0)
+    if rate < 1:
+        info = reduced.window.model_copy(update={"sample_rate": rate})
+        reduced = dataclasses.replace(reduced, window=info)
     return DriftInputs(
         baseline=baseline,
-        window=summarise_rows(baseline, current, probabilities),
+        window=reduced,
         prediction_note="",
         source={**source, "window": window, "read": "rows"},
     )
