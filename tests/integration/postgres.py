@@ -58,6 +58,21 @@ class PostgresServer:
     def url(self) -> str:
         return f"postgresql://driftline@127.0.0.1:{self.port}/postgres"
 
+    def fresh_database(self, name: str) -> str:
+        """The URL of a new, empty database ``name`` (dropped first if a run left it)."""
+        # Imported here: benchmarks start this server from scripts that need no SQLAlchemy.
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(
+            self.url.replace("postgresql://", "postgresql+psycopg://"),
+            isolation_level="AUTOCOMMIT",
+        )
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            connection.execute(sa.text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
     def start(self) -> None:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1"

@@ -30,23 +30,11 @@ MODEL = "adult-income"
 SKETCH_ENV = {"DRIFTLINE_SKETCH_BUCKET_SECONDS": "2", "DRIFTLINE_SKETCH_SAMPLE_ROWS": "64"}
 
 
-def _database(postgres: PostgresServer, name: str) -> str:
-    admin = sa.create_engine(
-        postgres.url.replace("postgresql://", "postgresql+psycopg://"),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return postgres.url.rsplit("/", 1)[0] + f"/{name}"
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def store(request, postgres: PostgresServer, tmp_path_factory) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('sketch') / 'log.db'}"
-    return _database(postgres, "sketch_test")
+    return postgres.fresh_database("sketch_test")
 
 
 def _features(adult: pd.DataFrame, n: int, seed: int) -> list[dict]:

@@ -30,16 +30,7 @@ def store(request, postgres: PostgresServer, tmp_path_factory) -> str:
     """A fresh inference log: a SQLite file, or a new database on the session's PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('feedback') / 'log.db'}"
-    database = "feedback_test"
-    admin = sa.create_engine(
-        postgres.url.replace("postgresql://", "postgresql+psycopg://"),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {database}"))
-        connection.execute(sa.text(f"CREATE DATABASE {database}"))
-    admin.dispose()
-    return postgres.url.rsplit("/", 1)[0] + f"/{database}"
+    return postgres.fresh_database("feedback_test")
 
 
 @pytest.fixture(scope="module")

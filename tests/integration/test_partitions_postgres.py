@@ -58,16 +58,7 @@ _databases = count()
 @pytest.fixture
 def url(postgres: PostgresServer) -> Iterator[str]:
     """A new, empty database on the session's PostgreSQL."""
-    name = f"partitions_{next(_databases)}"
-    admin = sa.create_engine(
-        postgres.url.replace("postgresql://", "postgresql+psycopg://"),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    yield postgres.url.rsplit("/", 1)[0] + f"/{name}"
-    admin.dispose()
+    yield postgres.fresh_database(f"partitions_{next(_databases)}")
 
 
 @pytest.fixture
